@@ -1,0 +1,235 @@
+"""The federated round loop: broadcast, local updates, aggregation, evaluation, observers.
+
+One round t of FedAvg (McMahan et al. 2017, Algorithm 1):
+
+1. the server broadcasts the global weights w_t to the clients chosen for the round;
+2. every chosen client k trains a copy on its own data and sends back ``w_t^k - w_t``;
+3. the aggregator turns the stacked updates into one update (FedAvg: the sample-weighted mean);
+4. w_{t+1} = w_t + update, evaluated on the test set;
+5. observers see the round's record (weights before and after, every update, the metrics) and
+   may add metrics of their own (attack accuracy, privacy budget, reconstructions, ...).
+
+A malicious client is just another ``Client`` subclass with its own ``local_update``: the
+federation never asks who is honest.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .aggregators import AGGREGATORS, Aggregate
+from .config import FedConfig, resolve_device
+from .data import Data, load
+from .metrics import Evaluation, evaluate
+from .models import MODELS, flat_parameters, load_flat_parameters
+from .partition import class_counts, split
+from .training import LocalTraining, train_epochs
+
+
+@dataclass
+class ClientUpdate:
+    """What a client sends back: its weight change, how many samples it used, its loss."""
+
+    delta: torch.Tensor
+    num_samples: int
+    train_loss: float
+
+
+class Client:
+    """An honest client: trains the global model on its own data and reports the change.
+
+    It keeps its own model copy and optimizer, so Adam's moment estimates can live on across
+    rounds (``LocalTraining.keep_optimizer_state``), as in the CRPA study's reference code.
+    """
+
+    def __init__(self, client_id: int, x: torch.Tensor, y: torch.Tensor, model: nn.Module,
+                 training: LocalTraining):
+        self.client_id = client_id
+        self.x, self.y = x, y
+        self.model = model
+        self.training = training
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.y)
+
+    def prepare(self, global_params: torch.Tensor) -> torch.optim.Optimizer:
+        """Load the broadcast weights; make a fresh optimizer unless the old one is kept."""
+        load_flat_parameters(self.model, global_params)
+        if self.optimizer is None or not self.training.keep_optimizer_state:
+            self.optimizer = self.training.make_optimizer(self.model)
+        return self.optimizer
+
+    def train(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Run the local training schedule on (x, y); subclasses change *what* they train on."""
+        return train_epochs(self.model, self.optimizer, x, y, self.training.epochs,
+                            self.training.batch_size)
+
+    def local_update(self, global_params: torch.Tensor, round_index: int) -> ClientUpdate:
+        """One round of local work: start from the global weights, train, report the change."""
+        self.prepare(global_params)
+        loss = self.train(self.x, self.y)
+        return ClientUpdate(flat_parameters(self.model) - global_params, self.num_samples, loss)
+
+    def state_dict(self) -> dict:
+        """What must survive a restart: the optimizer's state (weights come from the server)."""
+        return {"optimizer": self.optimizer.state_dict() if self.optimizer else None}
+
+    def load_state_dict(self, state: dict, global_params: torch.Tensor) -> None:
+        if state["optimizer"] is not None:
+            self.prepare(global_params).load_state_dict(state["optimizer"])
+
+
+@dataclass
+class RoundRecord:
+    """Everything that happened in one round, handed to every observer."""
+
+    round: int
+    global_before: torch.Tensor
+    global_after: torch.Tensor
+    client_ids: list[int]
+    client_updates: torch.Tensor
+    aggregate: Aggregate
+    evaluation: Evaluation
+    global_model: nn.Module
+    seconds: float
+    metrics: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """The round's line in ``metrics.json``."""
+        return {"round": self.round, "seconds": round(self.seconds, 4),
+                "clients": self.client_ids, **self.evaluation.as_dict(), **self.metrics}
+
+
+#: An observer looks at a finished round and may return extra metrics to record with it.
+Observer = Callable[[RoundRecord], "dict | None"]
+
+
+class Federation:
+    """A server, its clients and the round loop.
+
+    Build one from a config with ``Federation.build(config)``; replace ``clients[k]`` with a
+    malicious client, append observers, then ``run()``.
+    """
+
+    def __init__(self, config: FedConfig, data: Data, parts: list, clients: list[Client],
+                 global_model: nn.Module):
+        self.config = config
+        self.data = data
+        self.parts = parts
+        self.clients = clients
+        self.global_model = global_model
+        self.aggregate = AGGREGATORS[config.aggregator]
+        self.observers: list[Observer] = []
+        self.history: list[dict] = []
+
+    @classmethod
+    def build(cls, config: FedConfig, data: Data | None = None) -> "Federation":
+        """Seed, load the data, partition it, and give every client a copy of a fresh model."""
+        device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        if data is None:
+            data = load(config.dataset, config.data_root, max_per_class=config.max_per_class,
+                        max_test=config.max_test, device=device,
+                        allow_fallback=config.allow_fallback)
+        data = data.to(device)
+        parts = split(data.train_y, config.partition, config.num_clients, alpha=config.alpha,
+                      shards_per_client=config.shards_per_client, exclude=config.exclude,
+                      seed=config.seed)
+        model = MODELS[config.model](data.num_classes).to(device)
+        training = LocalTraining.from_config(config)
+        clients = []
+        for k, part in enumerate(parts):
+            index = torch.as_tensor(part, device=device)
+            clients.append(Client(k, data.train_x[index], data.train_y[index],
+                                  copy.deepcopy(model), training))
+        return cls(config, data, parts, clients, model)
+
+    @property
+    def rounds_done(self) -> int:
+        return len(self.history)
+
+    def class_counts(self):
+        """Client-by-class sample counts of this federation's partition."""
+        return class_counts(self.data.train_y, self.parts, self.data.num_classes)
+
+    def choose_clients(self) -> list[int]:
+        """The clients taking part this round: all, or a random ``client_fraction`` of them."""
+        num = len(self.clients)
+        chosen = max(1, round(self.config.client_fraction * num))
+        return list(range(num)) if chosen == num else sorted(torch.randperm(num)[:chosen].tolist())
+
+    def run_round(self) -> RoundRecord:
+        """One round: broadcast, local updates, aggregation, evaluation, then observers."""
+        start = time.perf_counter()
+        round_index = self.rounds_done + 1
+        before = flat_parameters(self.global_model)
+        chosen = self.choose_clients()
+        updates = [self.clients[k].local_update(before, round_index) for k in chosen]
+        stacked = torch.stack([u.delta for u in updates])
+        weights = torch.tensor([float(u.num_samples) for u in updates])
+        aggregate = self.aggregate(stacked, weights)
+        after = before + aggregate.update
+        load_flat_parameters(self.global_model, after)
+        evaluation = evaluate(self.global_model, self.data.test_x, self.data.test_y,
+                              self.data.num_classes)
+        record = RoundRecord(round_index, before, after, chosen, stacked, aggregate, evaluation,
+                             self.global_model, time.perf_counter() - start)
+        record.metrics["train_loss"] = sum(u.train_loss for u in updates) / len(updates)
+        for observe in self.observers:
+            record.metrics.update(observe(record) or {})
+        self.history.append(record.to_json())
+        return record
+
+    def run(self, num_rounds: int | None = None, progress: bool = True,
+            after_round: Callable[["Federation"], None] | None = None) -> list[dict]:
+        """Run until ``num_rounds`` rounds are done in all (default: the config's number).
+
+        ``after_round`` is called after every round (the experiment runner saves a checkpoint
+        there). A progress bar shows accuracy as it goes, in a terminal or a notebook.
+        """
+        from tqdm.auto import tqdm
+
+        total = num_rounds or self.config.num_rounds
+        with tqdm(total=total, initial=self.rounds_done, desc="rounds", unit="round",
+                  disable=not progress) as bar:
+            while self.rounds_done < total:
+                record = self.run_round()
+                bar.set_postfix(acc=f"{record.evaluation.accuracy:.3f}")
+                bar.update(1)
+                if after_round is not None:
+                    after_round(self)
+        return self.history
+
+    def summary(self) -> dict:
+        """Headline numbers of the run so far."""
+        last = self.history[-1]
+        return {"rounds": self.rounds_done, "final_test_accuracy": last["test_accuracy"],
+                "final_test_loss": last["test_loss"],
+                "best_test_accuracy": max(r["test_accuracy"] for r in self.history),
+                "total_seconds": round(sum(r["seconds"] for r in self.history), 3)}
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume: global weights, client state, history, random state."""
+        rng = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"global": flat_parameters(self.global_model).cpu(), "history": self.history,
+                "clients": [c.state_dict() for c in self.clients], "rng": rng}
+
+    def load_state_dict(self, state: dict) -> None:
+        params = state["global"].to(self.data.train_x.device)
+        load_flat_parameters(self.global_model, params)
+        for client, client_state in zip(self.clients, state["clients"]):
+            client.load_state_dict(client_state, params)
+        self.history = list(state["history"])
+        torch.set_rng_state(state["rng"]["cpu"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])

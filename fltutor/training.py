@@ -1,0 +1,70 @@
+"""Local training on tensors: shuffled index batches, one optimizer step per batch.
+
+The whole local dataset already sits on the device, so a batch is ``x[indices]``: no DataLoader,
+no copying per step. The shuffling uses torch's global generator, which the federation seeds once,
+so a CPU run repeats exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "sgd": torch.optim.SGD,
+}
+
+
+@dataclass(frozen=True)
+class LocalTraining:
+    """How a client trains in one round: epochs, batch size, optimizer and learning rate.
+
+    ``batch_size=None`` means one batch holding all local data (FedSGD). With
+    ``keep_optimizer_state`` a client's optimizer (Adam's moments) lives on across rounds, as in
+    the CRPA study's reference code; otherwise it starts afresh every round.
+    """
+
+    epochs: int
+    batch_size: int | None
+    optimizer: str
+    lr: float
+    keep_optimizer_state: bool
+
+    @classmethod
+    def from_config(cls, config) -> "LocalTraining":
+        """FedAvg trains ``local_epochs`` of mini-batches; FedSGD takes one full-batch SGD step
+        (McMahan et al. 2017, Sec. 2), so the update is exactly -lr times the local gradient."""
+        if config.mode == "fedsgd":
+            return cls(epochs=1, batch_size=None, optimizer="sgd", lr=config.lr,
+                       keep_optimizer_state=False)
+        return cls(config.local_epochs, config.batch_size, config.optimizer, config.lr,
+                   config.keep_optimizer_state)
+
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        return OPTIMIZERS[self.optimizer](model.parameters(), lr=self.lr)
+
+
+def shuffled_batches(num_samples: int, batch_size: int | None, device) -> Iterator[torch.Tensor]:
+    """Index tensors covering ``range(num_samples)`` once, in random order."""
+    order = torch.randperm(num_samples).to(device)
+    yield from order.split(batch_size or num_samples)
+
+
+def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                 y: torch.Tensor, epochs: int, batch_size: int | None) -> float:
+    """Minimise cross-entropy on (x, y) for ``epochs`` passes; returns the mean batch loss."""
+    model.train()
+    total, steps = torch.zeros((), device=x.device), 0
+    for _ in range(epochs):
+        for batch in shuffled_batches(len(y), batch_size, x.device):
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x[batch]), y[batch])
+            loss.backward()
+            optimizer.step()
+            total, steps = total + loss.detach(), steps + 1
+    return total.item() / max(steps, 1)  # one device sync per round, not per batch
