@@ -29,7 +29,7 @@ from .data import Data, load
 from .metrics import Evaluation, evaluate
 from .models import MODELS, flat_parameters, load_flat_parameters
 from .partition import class_counts, split
-from .training import LocalTraining, train_epochs
+from .training import LocalTraining
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Client:
 
     It keeps its own model copy and optimizer, so Adam's moment estimates can live on across
     rounds (``LocalTraining.keep_optimizer_state``), as in the CRPA study's reference code.
+    ``training`` decides how it trains; a defense such as DP-SGD replaces it with a wrapper.
     """
 
     def __init__(self, client_id: int, x: torch.Tensor, y: torch.Tensor, model: nn.Module,
@@ -69,8 +70,7 @@ class Client:
 
     def train(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """Run the local training schedule on (x, y); subclasses change *what* they train on."""
-        return train_epochs(self.model, self.optimizer, x, y, self.training.epochs,
-                            self.training.batch_size)
+        return self.training.train(self.model, self.optimizer, x, y)
 
     def local_update(self, global_params: torch.Tensor, round_index: int) -> ClientUpdate:
         """One round of local work: start from the global weights, train, report the change."""

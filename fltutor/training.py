@@ -48,6 +48,11 @@ class LocalTraining:
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return OPTIMIZERS[self.optimizer](model.parameters(), lr=self.lr)
 
+    def train(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+              y: torch.Tensor) -> float:
+        """One round's local training on (x, y); returns the mean batch loss."""
+        return train_epochs(model, optimizer, x, y, self.epochs, self.batch_size)
+
 
 def shuffled_batches(num_samples: int, batch_size: int | None, device) -> Iterator[torch.Tensor]:
     """Index tensors covering ``range(num_samples)`` once, in random order."""
