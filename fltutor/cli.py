@@ -38,6 +38,9 @@ def add_federation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="mnist", help=", ".join(DATASETS.names()))
     parser.add_argument("--profile", help="quick or paper (default: paper on a GPU, else quick)")
     parser.add_argument("--rounds", type=int, help="number of rounds (default: the profile's)")
+    parser.add_argument("--max-per-class", type=int,
+                        help="training images kept per class (default: the profile's)")
+    parser.add_argument("--max-test", type=int, help="test images kept (default: the profile's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--data-root", help="dataset folder (default: $FLTUTOR_DATA or a cache)")
@@ -51,8 +54,10 @@ def federation_settings(args: argparse.Namespace) -> dict:
     """The FedConfig fields that the shared options set (unset ones keep the profile's value)."""
     settings = dict(dataset=args.dataset, seed=args.seed, device=args.device,
                     data_root=args.data_root, allow_fallback=args.fallback)
-    if args.rounds is not None:
-        settings["num_rounds"] = args.rounds
+    for option, name in (("rounds", "num_rounds"), ("max_per_class", "max_per_class"),
+                         ("max_test", "max_test")):
+        if getattr(args, option) is not None:
+            settings[name] = getattr(args, option)
     return settings
 
 

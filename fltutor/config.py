@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -32,6 +32,9 @@ from .data import DATASETS
 from .models import MODELS
 from .partition import PARTITIONS
 from .training import OPTIMIZERS
+
+if TYPE_CHECKING:  # the annotation only: importing Opacus takes seconds, runs without DP skip it
+    from .defenses.dp import DPConfig
 
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": dict(
@@ -101,6 +104,7 @@ class FedConfig:
     ``partition`` is how the training data is split over clients: ``iid``, ``dirichlet`` (with
     ``alpha``; alpha = 0 is the study's one-class-per-client setting), ``one-class`` or ``shards``.
     ``exclude`` maps a client to classes it must not hold (the CRPA attacker holds neither G nor T).
+    ``dp`` trains every client with record-level DP-SGD (``fltutor.defenses.dp.DPConfig``).
     """
 
     dataset: str = "mnist"
@@ -126,6 +130,7 @@ class FedConfig:
     data_root: str | None = None
     allow_fallback: bool = False
     profile: str = "custom"
+    dp: DPConfig | None = None
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS.names())
@@ -134,9 +139,13 @@ class FedConfig:
         check_number("alpha", self.alpha, 0.0)
         check_int("shards_per_client", self.shards_per_client, 1)
         num_classes = DATASETS[self.dataset].num_classes
+        check(isinstance(self.exclude, dict), "exclude", self.exclude,
+              "a dict {client: (class, ...)}")
         for client, classes in self.exclude.items():
             check(isinstance(client, int) and 0 <= client < self.num_clients, "exclude client",
                   client, f"a client index from 0 to {self.num_clients - 1}")
+            check(isinstance(classes, (tuple, list, set, frozenset)), "exclude classes", classes,
+                  "a tuple of class indices, e.g. (4, 9)")
             for c in classes:
                 check_class("exclude class", c, num_classes)
         check_int("num_rounds", self.num_rounds, 1)
@@ -157,6 +166,10 @@ class FedConfig:
         except (RuntimeError, TypeError):
             check(False, "device", self.device, "auto, cpu, cuda, cuda:N or mps")
         check_choice("profile", self.profile, [*PROFILES, "custom"])
+        if self.dp is not None:
+            from .defenses.dp import DPConfig  # imported only when asked for (see above)
+
+            check(isinstance(self.dp, DPConfig), "dp", self.dp, "None or a DPConfig")
 
     @classmethod
     def from_profile(cls, profile: str | None = None, **overrides: Any):
@@ -182,3 +195,138 @@ class FedConfig:
     def replace(self, **changes: Any):
         """A validated copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+#: The CRPA study's settings on top of ``PROFILES`` (see ``CRPAConfig`` for why quick departs).
+CRPA_PROFILES: dict[str, dict[str, Any]] = {
+    "quick": dict(
+        num_rounds=30,
+        max_per_class=300,
+        max_test=2000,
+        batch_size=50,
+        poison_count=100,
+        gan_steps=20,
+        gan_batch_size=64,
+        generator_optimizer="adam",
+        generator_lr=2e-3,
+        discriminator_optimizer="sgd",
+        discriminator_lr=1e-4,
+    ),
+    "paper": dict(
+        num_clients=10,
+        partition="dirichlet",
+        alpha=0.0,
+        max_per_class=5000,
+        max_test=None,
+        num_rounds=300,
+        batch_size=250,
+        local_epochs=1,
+        optimizer="adam",
+        lr=1e-3,
+        poison_count=500,
+        gan_steps=None,
+        gan_batch_size=250,
+        generator_optimizer="sgd",
+        generator_lr=1e-3,
+        discriminator_optimizer="sgd",
+        discriminator_lr=1e-4,
+    ),
+}
+
+
+@dataclass
+class CRPAConfig(FedConfig):
+    """Settings of a run with one malicious client (Becker et al. 2025), on top of ``FedConfig``.
+
+    ``attack`` names the attacker (``fltutor.attacks.ATTACKS``): ``crpa`` reconstructs class
+    ``generate_class`` (G) with a GAN and submits the reconstructions labelled ``target_class`` (T);
+    ``reconstruction`` runs the GAN only (Hitaj et al. 2017); ``label-flip`` holds real images of
+    G and submits them labelled T; ``none`` is the control run without an attacker. Client
+    ``attacker`` is placed as in the study: it holds neither G nor T (``placement_exclude``); the
+    label-flip attacker is handed ``poison_count`` real images of G on top. A ``free_rider``
+    attacker holds no data of its own. The default partition is the study's alpha = 0, one class
+    per client.
+
+    GAN settings: every round the generator takes ``gan_steps`` steps (``None``: one epoch over
+    the attacker's data, as in the study) on batches of ``gan_batch_size``, with
+    ``generator_optimizer`` at ``generator_lr``; the attacker's copy of the global model (the
+    discriminator) learns with ``discriminator_optimizer`` at ``discriminator_lr``. The
+    generator draws ``latent_dim`` noise numbers; ``preview_count`` samples from fixed noise are
+    kept every round to show the reconstruction improving.
+
+    The ``paper`` profile is the study's setting exactly. The ``quick`` profile departs from it
+    to show the same effects on two CPU cores in a few minutes:
+
+    - 300 images per class, not 5,000 (this MNIST copy has 540 to 710), batch 50, 2,000 test
+      images, 30 rounds, not 300;
+    - 100 poisoned images per round, not 500: one third of a client's 300 real images, where
+      500 next to 5,000 is one tenth. Fewer would drown in the shorter run; more would make the
+      attacker the heaviest client in the FedAvg mean;
+    - the generator trains with Adam (lr 2e-3, beta1 0.5), 20 steps of 64 per round. The
+      study's SGD at 1e-3 for one epoch (20 steps of 250) needs its 300 rounds before the
+      generated images look like G; Adam gets there in about ten rounds.
+    """
+
+    partition: str = "dirichlet"
+    alpha: float = 0.0
+    attack: str = "crpa"
+    generate_class: int = 4
+    target_class: int = 9
+    attacker: int = 0
+    poison_count: int = 500
+    free_rider: bool = False
+    gan_steps: int | None = None
+    gan_batch_size: int = 250
+    generator_optimizer: str = "sgd"
+    generator_lr: float = 1e-3
+    discriminator_optimizer: str = "sgd"
+    discriminator_lr: float = 1e-4
+    latent_dim: int = 100
+    preview_count: int = 8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from .attacks import ATTACKS  # the attacks build on the federation, which imports config
+
+        check_choice("attack", self.attack, ATTACKS.names())
+        check_int("num_clients", self.num_clients, 2)  # the attacker and at least one victim
+        check_class("generate_class", self.generate_class, self.num_classes)
+        check_class("target_class", self.target_class, self.num_classes)
+        check(self.target_class != self.generate_class, "target_class", self.target_class,
+              f"a class other than generate_class={self.generate_class}")
+        check(isinstance(self.attacker, int) and 0 <= self.attacker < self.num_clients,
+              "attacker", self.attacker, f"a client index from 0 to {self.num_clients - 1}")
+        check(self.partition != "iid", "partition", self.partition,
+              f"one of {', '.join(p for p in PARTITIONS.names() if p != 'iid')}: under iid "
+              f"the attacker would hold generate_class={self.generate_class} and "
+              f"target_class={self.target_class}")
+        check(hasattr(MODELS[self.model], "fake_label"), "model", self.model,
+              "a model with the attacker's extra fake output (classifier)")
+        check_int("poison_count", self.poison_count, 1)
+        check(isinstance(self.free_rider, bool), "free_rider", self.free_rider, "True or False")
+        check(not (self.free_rider and self.attack == "none"), "free_rider", self.free_rider,
+              "False when attack='none' (the control run has no attacker)")
+        if self.gan_steps is not None:
+            check_int("gan_steps", self.gan_steps, 1)
+        check_int("gan_batch_size", self.gan_batch_size, 1)
+        for role in ("generator", "discriminator"):
+            check_choice(f"{role}_optimizer", getattr(self, f"{role}_optimizer"), list(OPTIMIZERS))
+            check_number(f"{role}_lr", getattr(self, f"{role}_lr"), 0.0, open_low=True)
+        check_int("latent_dim", self.latent_dim, 1)
+        check_int("preview_count", self.preview_count, 1)
+
+    @classmethod
+    def from_profile(cls, profile: str | None = None, **overrides: Any):
+        """The profile's federation and CRPA values, then ``overrides`` on top."""
+        profile = profile or default_profile(overrides.get("device", "auto"))
+        check_choice("profile", profile, CRPA_PROFILES)
+        return super().from_profile(profile, **{**CRPA_PROFILES[profile], **overrides})
+
+    def placement_exclude(self) -> dict[int, tuple[int, ...]]:
+        """``exclude`` plus the study's placement: the attacker holds neither G nor T.
+
+        >>> CRPAConfig(generate_class=4, target_class=9, attacker=2).placement_exclude()
+        {2: (4, 9)}
+        """
+        kept_away = {*self.exclude.get(self.attacker, ()), self.generate_class, self.target_class}
+        return {**self.exclude, self.attacker: tuple(sorted(kept_away))}

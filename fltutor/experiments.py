@@ -17,9 +17,12 @@ from typing import Callable
 
 import torch
 
-from .config import FedConfig
+from .attacks import ATTACKS
+from .config import CRPAConfig, FedConfig
+from .data import Data
 from .federation import Federation
-from .viz import metric_curves, partition_heatmap
+from .metrics import aaa, attack_accuracy_observer
+from .viz import metric_curves, partition_heatmap, samples_over_rounds
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -115,3 +118,46 @@ def run_to_disk(federation: Federation, out_dir: str | Path, progress: bool = Tr
 def run_fedavg(config: FedConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Plain federated averaging from a config, to ``out_dir`` (the ``fltutor fedavg`` command)."""
     return run_to_disk(Federation.build(config), out_dir, progress)
+
+
+def crpa_federation(config: CRPAConfig, data: Data | None = None) -> Federation:
+    """A federation with client ``config.attacker`` replaced by the chosen attacker.
+
+    The partition keeps G and T away from the attacker (``config.placement_exclude()``), and an
+    observer records every round's ``attack_accuracy``. Run it with ``run()``, or to disk with
+    ``run_crpa``.
+    """
+    federation = Federation.build(config.replace(exclude=config.placement_exclude()), data)
+    federation.clients[config.attacker] = ATTACKS[config.attack](federation, config)
+    federation.observers.append(attack_accuracy_observer(config.generate_class,
+                                                         config.target_class))
+    return federation
+
+
+def generated_samples(federation: Federation) -> list[dict]:
+    """The GAN attacker's previews (``{"round", "images"}`` per round); [] without a GAN attacker."""
+    attacker = federation.clients[federation.config.attacker]
+    reconstruction = getattr(attacker, "reconstruction", None)
+    return reconstruction.previews if reconstruction is not None else []
+
+
+def run_crpa(config: CRPAConfig, out_dir: str | Path, progress: bool = True) -> dict:
+    """A CRPA-study run to ``out_dir`` (the ``fltutor crpa`` command); resumable like any run.
+
+    Besides metrics.json (each round with ``attack_accuracy``, the summary with ``aaa``) it
+    saves ``attack_accuracy.png`` and, for a GAN attacker, ``generated.png``: the generated
+    samples at several rounds.
+    """
+    out_dir = Path(out_dir)
+    federation = crpa_federation(config)
+    final = run_to_disk(federation, out_dir, progress,
+                        extra_summary=lambda fed: {"aaa": aaa(fed.history)})
+    g, t = (federation.data.class_names[c] for c in (config.generate_class, config.target_class))
+    save_figure(metric_curves({config.attack: federation.history}, "attack_accuracy",
+                              title=f"attack accuracy: test images of {g} predicted as {t}"),
+                out_dir / "attack_accuracy.png")
+    previews = generated_samples(federation)
+    if previews:
+        save_figure(samples_over_rounds(previews, title=f"generated samples of class {g}"),
+                    out_dir / "generated.png")
+    return final

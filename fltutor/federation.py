@@ -79,10 +79,16 @@ class Client:
         return ClientUpdate(flat_parameters(self.model) - global_params, self.num_samples, loss)
 
     def state_dict(self) -> dict:
-        """What must survive a restart: the optimizer's state (weights come from the server)."""
-        return {"optimizer": self.optimizer.state_dict() if self.optimizer else None}
+        """What must survive a restart: the optimizer's state (weights come from the server),
+        and the training's own state if it keeps one (DP-SGD's privacy accountant)."""
+        state = {"optimizer": self.optimizer.state_dict() if self.optimizer else None}
+        if hasattr(self.training, "state_dict"):
+            state["training"] = self.training.state_dict()
+        return state
 
     def load_state_dict(self, state: dict, global_params: torch.Tensor) -> None:
+        if "training" in state:
+            self.training.load_state_dict(state["training"])
         if state["optimizer"] is not None:
             self.prepare(global_params).load_state_dict(state["optimizer"])
 
@@ -132,7 +138,10 @@ class Federation:
 
     @classmethod
     def build(cls, config: FedConfig, data: Data | None = None) -> "Federation":
-        """Seed, load the data, partition it, and give every client a copy of a fresh model."""
+        """Seed, load the data, partition it, and give every client a copy of a fresh model.
+
+        With ``config.dp`` every client trains with DP-SGD (``fltutor.defenses.dp.make_private``).
+        """
         device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         if data is None:
@@ -150,7 +159,12 @@ class Federation:
             index = torch.as_tensor(part, device=device)
             clients.append(Client(k, data.train_x[index], data.train_y[index],
                                   copy.deepcopy(model), training))
-        return cls(config, data, parts, clients, model)
+        federation = cls(config, data, parts, clients, model)
+        if config.dp is not None:
+            from .defenses.dp import make_private  # Opacus takes seconds to import: only for DP
+
+            make_private(federation, config.dp)
+        return federation
 
     @property
     def rounds_done(self) -> int:

@@ -6,6 +6,7 @@ out of the attacks makes the threat model readable from the attacks' signatures 
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 import torch
@@ -56,3 +57,47 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: in
         per_class_accuracy=[round(v, 6) for v in per_class.tolist()],
         confusion=confusion,
     )
+
+
+def attack_accuracy(confusion: torch.Tensor, generate_class: int, target_class: int) -> float:
+    """The share of test images of class G that the model predicts as T (Becker et al. 2025).
+
+    Read off the confusion matrix: row G, column T, over the row's sum. It is what a targeted
+    poisoning attack is after; it is near zero when the model has learnt G.
+
+    >>> attack_accuracy(torch.tensor([[8, 2], [1, 9]]), generate_class=0, target_class=1)
+    0.2
+    """
+    row = confusion[generate_class]
+    return row[target_class].item() / max(row.sum().item(), 1)
+
+
+def aaa(history: list[dict]) -> float:
+    """Average attack accuracy over all rounds of a run: AAA = (1/R) sum_r AA_r (the study's Eq. 1).
+
+    The mean over rounds rewards an attack that works early and keeps working, not a lucky
+    last round.
+
+    >>> aaa([{"attack_accuracy": 0.1}, {"attack_accuracy": 0.5}])
+    0.3
+    """
+    return sum(r["attack_accuracy"] for r in history) / len(history)
+
+
+def mean_and_std(values: list[float]) -> tuple[float, float]:
+    """Mean and (population) standard deviation, to report a number over several seeds.
+
+    >>> mean_and_std([0.25, 0.5])
+    (0.375, 0.125)
+    """
+    return statistics.fmean(values), statistics.pstdev(values)
+
+
+def attack_accuracy_observer(generate_class: int, target_class: int):
+    """A federation observer that records each round's ``attack_accuracy`` with its metrics."""
+
+    def observe(record) -> dict:
+        confusion = record.evaluation.confusion
+        return {"attack_accuracy": attack_accuracy(confusion, generate_class, target_class)}
+
+    return observe

@@ -122,10 +122,11 @@ def flat_parameters(model: nn.Module) -> torch.Tensor:
 
 def load_flat_parameters(model: nn.Module, vector: torch.Tensor) -> None:
     """Copy ``vector`` into ``model``'s weights, in place, so optimizers keep their references."""
+    size = sum(p.numel() for p in model.parameters())
+    if vector.numel() != size:  # checked first, so a wrong vector leaves the model untouched
+        raise ValueError(f"vector has {vector.numel()} numbers; the model has {size} weights")
     start = 0
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(vector[start : start + p.numel()].view_as(p))
             start += p.numel()
-    if start != vector.numel():
-        raise ValueError(f"vector has {vector.numel()} numbers; the model has {start} weights")

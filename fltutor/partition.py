@@ -9,9 +9,9 @@ gives every client nearly every class (alpha = 10 is close to iid); small alpha 
 client on few classes; alpha = 0 is the limit in which every client holds a single class.
 
 >>> labels = np.array([0, 0, 1, 1, 2, 2])
->>> [part.tolist() for part in split(labels, "one-class", 3, seed=1)]
+>>> [part.tolist() for part in split(labels, "one-class", 3, seed=0)]
 [[4, 5], [0, 1], [2, 3]]
->>> class_counts(labels, split(labels, "one-class", 3, seed=1), 3).tolist()
+>>> class_counts(labels, split(labels, "one-class", 3, seed=0), 3).tolist()
 [[0, 0, 2], [2, 0, 0], [0, 2, 0]]
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 from .registry import Registry
 
 #: Every scheme takes ``(labels, num_clients, rng)`` and the keyword options it needs
-#: (``alpha``, ``shards_per_client``); it ignores the others.
+#: (``alpha``, ``shards_per_client``, ``exclude``); it ignores the others.
 PARTITIONS = Registry("partition")
 
 
@@ -68,12 +68,13 @@ def one_class_per_client(labels: np.ndarray, num_clients: int, rng: np.random.Ge
 
 @PARTITIONS.register("dirichlet")
 def dirichlet(labels: np.ndarray, num_clients: int, rng: np.random.Generator, *, alpha: float,
-              **_unused) -> list[np.ndarray]:
+              exclude: Mapping[int, Iterable[int]] | None = None, **_unused) -> list[np.ndarray]:
     """Every client draws a class mix q_k ~ Dir(alpha) and fills an equal quota from it.
 
     Samples are drawn without replacement. When a class runs out, the rest of a client's quota
     comes from the classes it still can get, in proportion to its own mix. ``alpha = 0`` is the
-    one-class-per-client limit.
+    one-class-per-client limit. A client with ``exclude``d classes gets a mix without them (at
+    large alpha nearly every mix holds every class, so re-drawing would never meet the constraint).
     """
     if alpha == 0:
         return one_class_per_client(labels, num_clients, rng)
@@ -81,6 +82,9 @@ def dirichlet(labels: np.ndarray, num_clients: int, rng: np.random.Generator, *,
     pools = [list(rng.permutation(np.flatnonzero(labels == c))) for c in range(num_classes)]
     remaining = np.array([len(pool) for pool in pools])
     mixes = rng.dirichlet(np.full(num_classes, alpha), size=num_clients)
+    for client, classes in (exclude or {}).items():
+        mixes[client, list(classes)] = 0.0
+        mixes[client] /= max(mixes[client].sum(), np.finfo(float).tiny)
     quotas = _equal_sizes(len(labels), num_clients)
     parts: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * num_clients
     for client in rng.permutation(num_clients):
@@ -140,7 +144,8 @@ def split(labels, scheme: str, num_clients: int, *, alpha: float = 1.0, shards_p
     rng = np.random.default_rng(seed)
     exclude = exclude or {}
     for _ in range(max_tries):
-        parts = draw(labels, num_clients, rng, alpha=alpha, shards_per_client=shards_per_client)
+        parts = draw(labels, num_clients, rng, alpha=alpha, shards_per_client=shards_per_client,
+                     exclude=exclude)
         broken = [f"client {k} holds no samples" for k, part in enumerate(parts) if len(part) == 0]
         broken += violations(labels, parts, exclude)
         if not broken:

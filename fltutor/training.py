@@ -7,6 +7,7 @@ so a CPU run repeats exactly.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -61,15 +62,21 @@ def shuffled_batches(num_samples: int, batch_size: int | None, device) -> Iterat
 
 
 def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-                 y: torch.Tensor, epochs: int, batch_size: int | None) -> float:
-    """Minimise cross-entropy on (x, y) for ``epochs`` passes; returns the mean batch loss."""
+                 y: torch.Tensor, epochs: int, batch_size: int | None,
+                 batches: Callable[..., Iterator[torch.Tensor]] = shuffled_batches) -> float:
+    """Minimise cross-entropy on (x, y) for ``epochs`` passes; returns the mean batch loss.
+
+    ``batches(num_samples, batch_size, device)`` yields one pass's index batches: shuffled by
+    default, Poisson-sampled under DP-SGD (``fltutor.defenses.dp``).
+    """
     model.train()
     total, steps = torch.zeros((), device=x.device), 0
     for _ in range(epochs):
-        for batch in shuffled_batches(len(y), batch_size, x.device):
+        for batch in batches(len(y), batch_size, x.device):
             optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(x[batch]), y[batch])
             loss.backward()
             optimizer.step()
-            total, steps = total + loss.detach(), steps + 1
-    return total.item() / max(steps, 1)  # one device sync per round, not per batch
+            if len(batch):  # a Poisson batch may be empty: still a (noise-only) step, no loss
+                total, steps = total + loss.detach(), steps + 1
+    return total.item() / steps if steps else math.nan  # one device sync per round, not per batch

@@ -1,0 +1,198 @@
+"""Record-level differential privacy on every client: DP-SGD, done by Opacus.
+
+DP-SGD (Abadi et al. 2016, Algorithm 1) changes three things in a step of SGD:
+
+1. Poisson sampling: each local record joins the batch on its own with probability q;
+2. per-sample clipping: every record's gradient is shrunk to norm at most C,
+   ``clip(g_i) = g_i * min(1, C / ||g_i||)``;
+3. Gaussian noise: ``w <- w - lr * (sum_i clip(g_i) + N(0, sigma^2 C^2 I)) / (q N)``.
+
+One record can then move the weights by at most ``lr * C / (q N)`` per step, under noise of
+standard deviation ``lr * sigma * C / (q N)``. An accountant adds the steps up into an
+(epsilon, delta) guarantee; Opacus's ``RDPAccountant`` uses the Renyi DP of the sampled Gaussian
+mechanism (Mironov, Talwar and Zhang 2019), fast at any number of rounds. The CRPA study
+(Becker et al. 2025) trains every client with sigma = 0.3, C = 1.5, lr = 0.25, delta = 1e-6:
+``DPConfig()``'s defaults.
+
+Opacus does all of it. ``GradSampleModule`` computes per-sample gradients, ``DPOptimizer`` clips,
+noises and averages them, ``UniformWithReplacementSampler`` draws the Poisson batches (it is the
+sampler inside Opacus's ``DPDataLoader``; its batches index the on-device tensors directly) and
+``ModuleValidator`` checks that a model has per-sample gradients at all. This module plugs them
+into the federation: ``make_private(federation, DPConfig())`` gives every client a ``DPTraining``
+and records epsilon every round. ``FedConfig(dp=DPConfig())`` does the same from a config.
+
+Sampling and noise draw from torch's global generators, which the federation seeds and saves in
+its checkpoints: a CPU run repeats exactly, and a resumed run goes on as if never stopped.
+(Opacus's ``secure_mode`` draws from a cryptographic generator instead: right for a deployment,
+wrong for a lab whose runs must repeat.)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import torch
+from opacus import GradSampleModule
+from opacus.accountants import RDPAccountant
+from opacus.optimizers import DPOptimizer
+from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+from opacus.validators import ModuleValidator
+from torch import nn
+
+from ..config import check, check_number
+from ..training import LocalTraining, train_epochs
+
+if TYPE_CHECKING:
+    from ..federation import Federation, RoundRecord
+
+#: PyTorch's note that a backward hook sits on the first layer, whose input needs no gradient.
+#: Opacus puts its per-sample-gradient hooks on every layer, so the note is expected: hidden.
+FIRST_LAYER_HOOK_NOTE = "Full backward hook is firing when gradients are computed with respect"
+
+
+@dataclass
+class DPConfig:
+    """Settings of DP-SGD on every client; the defaults are the CRPA study's (Becker et al. 2025).
+
+    ``noise_multiplier`` (sigma): the noise's standard deviation in units of the clipping norm.
+    ``max_grad_norm`` (C): the largest norm one record's gradient keeps after clipping.
+    ``lr``: DP-SGD's learning rate; DP training uses plain SGD instead of the client's optimizer.
+    ``delta``: the delta of the reported (epsilon, delta) guarantee, well below 1 / records.
+
+    >>> DPConfig(delta=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: delta=1.0 is not allowed: it must be a number with 0 < delta < 1
+    """
+
+    noise_multiplier: float = 0.3
+    max_grad_norm: float = 1.5
+    lr: float = 0.25
+    delta: float = 1e-6
+
+    def __post_init__(self) -> None:
+        check_number("noise_multiplier", self.noise_multiplier, 0.0)
+        check_number("max_grad_norm", self.max_grad_norm, 0.0, open_low=True)
+        check_number("lr", self.lr, 0.0, open_low=True)
+        check(isinstance(self.delta, (int, float)) and 0 < self.delta < 1, "delta", self.delta,
+              "a number with 0 < delta < 1")
+
+
+def poisson_sample_rate(num_samples: int, batch_size: int | None) -> float:
+    """q = 1 / (the number of batches plain training takes per epoch): Opacus's DPDataLoader rule.
+
+    So an epoch has as many steps as without DP, each record is expected in one of them, and a
+    batch holds about ``batch_size`` records on average (exactly when it divides the number of
+    records; all records, always, for ``None``).
+    """
+    return 1 / math.ceil(num_samples / (batch_size or num_samples))
+
+
+def poisson_batches(num_samples: int, batch_size: int | None, device) -> Iterator[torch.Tensor]:
+    """One epoch of Poisson batches: index tensors, each record in each batch with probability q.
+
+    Batch sizes vary around ``batch_size`` and a batch may be empty: DP-SGD's analysis needs
+    exactly this. Drawn from torch's global generator, which the federation seeds.
+    """
+    rate = poisson_sample_rate(num_samples, batch_size)
+    sampler = UniformWithReplacementSampler(num_samples=num_samples, sample_rate=rate,
+                                            steps=round(1 / rate))
+    for indices in sampler:
+        yield torch.tensor(indices, dtype=torch.long, device=device)
+
+
+class DPTraining:
+    """A client's local training made differentially private with DP-SGD; one per client.
+
+    It wraps the client's ``LocalTraining``, keeps its epochs and batch size, and offers the same
+    interface, so the client never knows. Each client has its own accountant: its data is its own
+    database. ``train`` gets its data anew each call (a CRPA attacker's set changes every round),
+    so the sampler, the DP optimizer and the accountant's sample rate are made per call, and the
+    model carries Opacus's hooks only while it trains.
+    """
+
+    #: Plain SGD has no state to carry from round to round.
+    keep_optimizer_state = False
+
+    def __init__(self, local: LocalTraining, config: DPConfig):
+        self.local = local
+        self.config = config
+        self.accountant = RDPAccountant()
+
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """Plain SGD at the DP learning rate; ``train`` wraps it in Opacus's ``DPOptimizer``."""
+        return torch.optim.SGD(model.parameters(), lr=self.config.lr)
+
+    def train(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+              y: torch.Tensor) -> float:
+        """One round of DP-SGD on (x, y), counted by the accountant; returns the mean batch loss.
+
+        The weights change in place, in ``model`` itself: ``GradSampleModule`` shares them.
+        """
+        if len(y) == 0:
+            return math.nan  # nothing to learn from or protect (Opacus's sampler needs records)
+        sample_rate = poisson_sample_rate(len(y), self.local.batch_size)
+        private_optimizer = DPOptimizer(
+            optimizer, noise_multiplier=self.config.noise_multiplier,
+            max_grad_norm=self.config.max_grad_norm,
+            expected_batch_size=int(len(y) * sample_rate))  # as Opacus's make_private computes it
+        private_optimizer.attach_step_hook(self.accountant.get_optimizer_hook_fn(sample_rate))
+        module = GradSampleModule(model)
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=FIRST_LAYER_HOOK_NOTE)
+                return train_epochs(module, private_optimizer, x, y, self.local.epochs,
+                                    self.local.batch_size, batches=poisson_batches)
+        finally:
+            module.cleanup()  # a plain model again: no hooks, no per-sample gradients kept
+
+    def epsilon(self) -> float:
+        """The privacy spent so far: the epsilon of an (epsilon, delta) guarantee at our delta."""
+        return float(self.accountant.get_epsilon(self.config.delta))
+
+    def state_dict(self) -> dict:
+        """The accountant's history of steps, so epsilon keeps counting after a resume."""
+        return {"accountant": self.accountant.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.accountant.load_state_dict(state["accountant"])
+
+
+def opacus_compatible(model: nn.Module) -> nn.Module:
+    """``model`` itself if Opacus can compute its per-sample gradients, else a fixed copy.
+
+    A layer that mixes the records of a batch (BatchNorm) has no per-sample gradient and would
+    void the guarantee. Opacus's ``ModuleValidator`` swaps such layers (BatchNorm -> GroupNorm)
+    and refuses what it cannot fix. Both models of the studies pass unchanged.
+    """
+    if ModuleValidator.is_valid(model):
+        return model
+    return ModuleValidator.fix_and_validate(model)
+
+
+def epsilon_observer(federation: Federation) -> Callable[[RoundRecord], dict]:
+    """An observer that records ``epsilon``: the most privacy any DP client has spent so far."""
+
+    def observe(record: RoundRecord) -> dict:
+        trainings = [c.training for c in federation.clients if isinstance(c.training, DPTraining)]
+        distinct = {tuple(t.accountant.history): t for t in trainings}  # same steps, same epsilon
+        return {"epsilon": max(t.epsilon() for t in distinct.values())}
+
+    return observe
+
+
+def make_private(federation: Federation, config: DPConfig) -> None:
+    """Train every client of ``federation`` with DP-SGD and record epsilon in every round.
+
+    The models are made Opacus-compatible first; then each client's ``training`` is wrapped in
+    its own ``DPTraining``. A malicious client built from an honest one keeps its training, so it
+    trains privately too, as in the CRPA study's DP runs.
+    """
+    federation.global_model = opacus_compatible(federation.global_model)
+    for client in federation.clients:
+        client.model = opacus_compatible(client.model)
+        client.training = DPTraining(client.training, config)
+    federation.observers.append(epsilon_observer(federation))

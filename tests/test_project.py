@@ -1,0 +1,115 @@
+"""The project's promises outside the package: the README's test command is what CI runs, every
+environment file installs the same packages, and committed notebooks carry no outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: no TOML reader in the standard library
+    tomllib = None
+
+ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENT_FILES = [ROOT / "environment.yml", ROOT / "binder" / "environment.yml"]
+
+
+def fenced_bash_lines(markdown: str) -> list[str]:
+    """The lines inside the ```bash blocks of a Markdown text."""
+    blocks = re.findall(r"^```bash\n(.*?)^```", markdown, flags=re.MULTILINE | re.DOTALL)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def package_name(requirement: str) -> str:
+    """``"torch>=2.1"`` -> ``"torch"``: the name alone, normalised as pip does (PEP 503)."""
+    name = re.match(r"[A-Za-z0-9._-]+", requirement.strip()).group(0)
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pyproject_packages() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + project["optional-dependencies"]["test"]
+    return {package_name(r) for r in requirements}
+
+
+def pip_section(environment_yml: str) -> list[str]:
+    """The entries under ``- pip:`` in a conda environment file (a line-based reading)."""
+    entries, inside, pip_indent = [], False, 0
+    for line in environment_yml.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        if stripped == "- pip:":
+            inside, pip_indent = True, indent
+        elif inside and indent > pip_indent and stripped.startswith("- "):
+            entries.append(stripped[2:].strip())
+        elif inside:
+            inside = False
+    return entries
+
+
+def test_readme_test_command_is_what_ci_runs():
+    commands = [line for line in fenced_bash_lines((ROOT / "README.md").read_text())
+                if "pytest" in line]
+    assert commands, "README.md shows no test command"
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    for command in commands:
+        assert command in ci_lines
+
+
+@pytest.mark.parametrize("path", ENVIRONMENT_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_environment_files_install_the_pyproject_packages(path):
+    if tomllib is None:
+        pytest.skip("reading pyproject.toml needs Python 3.11's tomllib")
+    entries = pip_section(path.read_text())
+    packages = {package_name(e) for e in entries if not e.startswith("-")}
+    assert packages == pyproject_packages()
+    assert "python=3.11" in path.read_text()
+
+
+def test_binder_takes_cpu_builds_of_torch():
+    assert pip_section((ROOT / "binder" / "environment.yml").read_text())[0] == (
+        "--extra-index-url https://download.pytorch.org/whl/cpu")
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_binder_scripts_are_executable_and_start_runs_the_server_command():
+    for script in ("postBuild", "start"):
+        assert os.access(ROOT / "binder" / script, os.X_OK), f"binder/{script} is not executable"
+    environment = {k: v for k, v in os.environ.items() if k != "FLTUTOR_DATA"}
+    result = subprocess.run(["bash", str(ROOT / "binder" / "start"), sys.executable, "-c",
+                             "import os; print(os.environ['FLTUTOR_DATA'])"],
+                            capture_output=True, text=True, env=environment, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(".fltutor-data")
+
+
+def committed_notebooks() -> list[Path]:
+    """Notebooks that git tracks (all notebooks on disk when this is not a git checkout)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "--", "notebooks/*.ipynb"], cwd=ROOT,
+                                capture_output=True, text=True, check=True, timeout=60).stdout
+        return [ROOT / name for name in listed.split()]
+    except (OSError, subprocess.SubprocessError):
+        return sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_committed_notebooks_have_no_outputs():
+    dirty = []
+    for path in committed_notebooks():
+        cells = json.loads(path.read_text())["cells"]
+        for number, cell in enumerate(cells):
+            if cell["cell_type"] == "code" and (cell.get("outputs") or
+                                                cell.get("execution_count") is not None):
+                dirty.append(f"{path.name} cell {number}")
+    assert not dirty, "strip the outputs of: " + ", ".join(dirty)
