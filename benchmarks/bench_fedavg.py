@@ -26,19 +26,17 @@ Why synthetic images: the time does not depend on the pixel values, and the pape
 
 from __future__ import annotations
 
-import argparse
 import copy
-import os
-import platform
-import time
 from statistics import mean
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from common import (benchmark_parser, parse_benchmark_args, print_machine, synthetic_mnist, table,
+                    timed, timed_rounds)
 from fltutor.config import PROFILES, FedConfig
-from fltutor.data import DATASETS, Data
+from fltutor.data import DATASETS
 from fltutor.federation import Federation
 from fltutor.metrics import evaluate
 
@@ -47,17 +45,7 @@ BATCH_SIZE = 250
 LR = 1e-3
 TEST_IMAGES = 1000
 SCALES = {"quick": PROFILES["quick"]["max_per_class"], "paper": 5000}  # images per class
-
-
-def synthetic_mnist(per_class: int, seed: int = 0) -> Data:
-    """Random images of MNIST's shape in [-1, 1]: ``per_class`` training images per class."""
-    gen = torch.Generator().manual_seed(seed)
-    num_classes = DATASETS["mnist"].num_classes
-    images = lambda n: torch.rand(n, 1, 28, 28, generator=gen) * 2 - 1  # noqa: E731
-    train_y = torch.arange(num_classes).repeat_interleave(per_class)
-    test_y = torch.randint(num_classes, (TEST_IMAGES,), generator=gen)
-    return Data("mnist", images(len(train_y)), train_y, images(TEST_IMAGES), test_y,
-                DATASETS["mnist"].class_names, "synthetic random images")
+HEADER = ["scale", "device", "method", "images/client", "s/round", "samples/s", "plain / engine"]
 
 
 def plain_round(global_model, clients, test, device) -> None:
@@ -82,20 +70,9 @@ def plain_round(global_model, clients, test, device) -> None:
     evaluate(global_model, *test, DATASETS["mnist"].num_classes)
 
 
-def timed(step, device: torch.device) -> float:
-    """Wall-clock seconds of ``step()``, waiting for the GPU to finish its queued work."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
 def benchmark(per_class: int, device: torch.device, rounds: int) -> dict[str, float]:
     """Mean seconds per round of the engine and of the plain loop, after one warm-up round each."""
-    data = synthetic_mnist(per_class)
+    data = synthetic_mnist(per_class, TEST_IMAGES)
     config = FedConfig(num_clients=NUM_CLIENTS, partition="one-class", batch_size=BATCH_SIZE,
                        local_epochs=1, lr=LR, optimizer="adam", model="classifier",
                        device=str(device))
@@ -112,59 +89,10 @@ def benchmark(per_class: int, device: torch.device, rounds: int) -> dict[str, fl
     return {name: mean(times[1:]) for name, times in seconds.items()}
 
 
-def machine() -> list[str]:
-    """CPU model, cores, threads, load, GPU and torch version: what the numbers depend on."""
-    cpu = platform.processor() or platform.machine()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as info:
-            names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
-    return [f"CPU: {cpu}, {os.cpu_count()} cores, torch uses {torch.get_num_threads()} threads{load}",
-            f"GPU: {gpu}", f"torch {torch.__version__}, Python {platform.python_version()}"]
-
-
-def table(rows: list[list[str]], markdown: bool) -> str:
-    header = ["scale", "device", "method", "images/client", "s/round", "samples/s",
-              "plain / engine"]
-    if markdown:
-        lines = [header, ["---"] * 3 + ["---:"] * 4, *rows]
-        return "\n".join("| " + " | ".join(row) + " |" for row in lines)
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths))
-                     for row in [header, *rows])
-
-
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: it must be an integer >= 1")
-    return int(text)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="auto: the CPU, and the GPU too when there is one")
-    parser.add_argument("--scales", default="quick,paper",
-                        help="comma-separated: " + ", ".join(SCALES))
-    parser.add_argument("--rounds", type=positive_int,
-                        help="timed rounds after one warm-up (default 3; 1 for paper on CPU)")
-    parser.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's)")
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    scales = args.scales.split(",")
-    if not set(scales) <= set(SCALES):
-        parser.error(f"scales={args.scales!r} is not allowed: use names from {', '.join(SCALES)}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("device='cuda' is not allowed: this machine has no CUDA GPU")
-    devices = {"auto": ["cpu"] + (["cuda"] if torch.cuda.is_available() else []),
-               "cpu": ["cpu"], "cuda": ["cuda"]}[args.device]
-
-    for line in machine():
-        print(f"- {line}" if args.markdown else line)
+    parser = benchmark_parser(__doc__.split("\n\n")[0], SCALES)
+    args, scales, devices = parse_benchmark_args(parser, SCALES)
+    print_machine(args.markdown)
     print(f"Settings: {NUM_CLIENTS} clients, one class each, batch {BATCH_SIZE}, 1 local epoch, "
           f"Adam lr {LR}; synthetic random 1x28x28 images; each round includes evaluation on "
           f"{TEST_IMAGES} test images; samples/s = training images / seconds per round.\n")
@@ -172,7 +100,7 @@ def main() -> None:
     for scale in scales:
         for name in devices:
             device = torch.device(name)
-            rounds = args.rounds or (1 if scale == "paper" and name == "cpu" else 3)
+            rounds = timed_rounds(args.rounds, scale, name)
             seconds = benchmark(SCALES[scale], device, rounds)
             images = SCALES[scale] * NUM_CLIENTS  # one class per client: per_class images each
             ratio = seconds["plain loop"] / seconds["engine"]
@@ -181,7 +109,7 @@ def main() -> None:
                              f"{images / s:,.0f}", f"{ratio:.2f}" if method == "engine" else ""])
             print(f"  {scale} on {name}: {rounds} timed round(s) done", flush=True)
     print()
-    print(table(rows, args.markdown))
+    print(table(HEADER, rows, args.markdown, text_columns=3))
 
 
 if __name__ == "__main__":

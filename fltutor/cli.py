@@ -7,13 +7,12 @@ and what is allowed (no traceback).
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
-from pathlib import Path
 
 from . import __version__
-from .config import FedConfig, default_profile, resolve_device
-from .data import DATASETS, DataUnavailableError, default_root
+from .config import FedConfig, default_profile
+from .data import DATASETS, DataUnavailableError
+from .sweep import FIGURES
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -71,29 +70,9 @@ def make_config(config_class, args: argparse.Namespace, **fields):
 
 
 def command_info(args: argparse.Namespace) -> None:
-    import torch
-    import torchvision
+    from .environment import format_report, report
 
-    print(f"fltutor {__version__}, Python {platform.python_version()}, torch {torch.__version__}, "
-          f"torchvision {torchvision.__version__}")
-    try:
-        import opacus
-
-        print(f"opacus {opacus.__version__}")
-    except ImportError:
-        print("opacus: not installed (differential privacy is unavailable)")
-    device = resolve_device("auto")
-    print(f"device: {device}; default profile: {default_profile()}")
-    if device.type == "cuda":
-        print(f"GPU: {torch.cuda.get_device_name(device)}")
-    root = Path(args.root) if args.root else default_root()
-    print(f"data root: {root}")
-    for name in DATASETS:
-        spec = DATASETS[name]
-        present = all((root / spec.torchvision_name / "raw" / f).exists() for f in
-                      ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"))
-        print(f"  {name}: {'present' if present else 'not present (downloaded on first use)'}")
-    print("offline fallback: scikit-learn's 8x8 digits, upscaled to 28x28")
+    print(format_report(report(args.root)))
 
 
 def command_data_fetch(args: argparse.Namespace) -> None:
@@ -112,6 +91,67 @@ def command_fedavg(args: argparse.Namespace) -> None:
     summary = run_fedavg(config, args.out, progress=not args.no_progress)["summary"]
     print(f"final test accuracy {summary['final_test_accuracy']:.4f} after {summary['rounds']} "
           f"rounds ({summary['total_seconds']:.1f} s); results in {args.out}")
+
+
+def parse_pairs(text: str) -> list[tuple[int, int]]:
+    """``"4:9,7:5"`` -> ``[(4, 9), (7, 5)]`` (generate_class: target_class)."""
+    try:
+        return [tuple(int(c) for c in item.split(":", 1)) for item in text.split(",") if item]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"pairs={text!r} is not allowed: use G:T,G:T") from None
+
+
+def add_dp_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dp", action="store_true", help="DP-SGD on every client (Opacus)")
+    parser.add_argument("--noise-multiplier", type=float,
+                        help="DP-SGD noise multiplier (default: the study's 0.3)")
+    parser.add_argument("--max-grad-norm", type=float,
+                        help="DP-SGD per-sample clipping norm (default: the study's 1.5)")
+
+
+def dp_settings(args: argparse.Namespace):
+    """A DPConfig from ``--dp`` and its parameters, or None; DP parameters need ``--dp``."""
+    given = {name: getattr(args, name) for name in ("noise_multiplier", "max_grad_norm")
+             if getattr(args, name) is not None}
+    if not args.dp:
+        if given:
+            option = "--" + next(iter(given)).replace("_", "-")
+            raise ValueError(f"{option}={next(iter(given.values()))} is not allowed without "
+                             f"--dp: add --dp to train with DP-SGD")
+        return None
+    from .defenses.dp import DPConfig
+
+    return DPConfig(**given)
+
+
+def command_crpa(args: argparse.Namespace) -> None:
+    from .config import CRPAConfig
+    from .experiments import run_crpa
+
+    if args.no_poison and args.attack not in (None, "reconstruction"):
+        raise ValueError(f"attack={args.attack!r} is not allowed with --no-poison, which means "
+                         f"attack='reconstruction'")
+    attack = "reconstruction" if args.no_poison else args.attack or "crpa"
+    fields = dict(generate_class=args.generate, target_class=args.target, attack=attack,
+                  alpha=args.alpha, free_rider=args.free_rider, dp=dp_settings(args))
+    if args.poison_count is not None:
+        fields["poison_count"] = args.poison_count
+    config = make_config(CRPAConfig, args, **fields)
+    summary = run_crpa(config, args.out, progress=not args.no_progress)["summary"]
+    print(f"AAA {summary['aaa']:.4f}, final test accuracy {summary['final_test_accuracy']:.4f} "
+          f"after {summary['rounds']} rounds ({summary['total_seconds']:.1f} s)"
+          + (f", epsilon {summary['epsilon']:.3g}" if summary.get("epsilon") else "")
+          + f"; results in {args.out}")
+
+
+def command_sweep(args: argparse.Namespace) -> None:
+    from .config import CRPAConfig
+    from .sweep import run_sweep
+
+    config = make_config(CRPAConfig, args)
+    results = run_sweep(args.figure, config, args.out, seeds=args.seeds, pairs=args.pairs,
+                        progress=not args.no_progress)
+    print(f"{len(results)} runs in {args.out}/results.jsonl; figures in {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +179,29 @@ def build_parser() -> argparse.ArgumentParser:
                         help="classes a client must not hold, e.g. '0:4,9'")
     fedavg.add_argument("--mode", default="fedavg", help="fedavg or fedsgd")
     fedavg.set_defaults(handler=command_fedavg)
+
+    crpa = commands.add_parser("crpa", help="the combined reconstruction-and-poisoning attack")
+    add_federation_options(crpa)
+    crpa.add_argument("--generate", type=int, required=True, help="class G to reconstruct")
+    crpa.add_argument("--target", type=int, required=True, help="class T to label it as")
+    crpa.add_argument("--alpha", type=float, default=0.0,
+                      help="Dirichlet concentration (0: one class per client, the default)")
+    crpa.add_argument("--attack", help="crpa (default), reconstruction, label-flip or none")
+    crpa.add_argument("--poison-count", type=int, help="generated images per round")
+    crpa.add_argument("--no-poison", action="store_true",
+                      help="reconstruction only (same as --attack reconstruction)")
+    crpa.add_argument("--free-rider", action="store_true", help="the attacker holds no data")
+    add_dp_options(crpa)
+    crpa.set_defaults(handler=command_crpa)
+
+    sweep = commands.add_parser("sweep", help="the CRPA study's figures, resumable")
+    sweep.add_argument("figure", choices=FIGURES,
+                       help="figure4 (all pairs), figure6 (alphas) or figure8 (DP)")
+    add_federation_options(sweep)
+    sweep.add_argument("--seeds", type=int, default=1, help="seeds per setting, from --seed on")
+    sweep.add_argument("--pairs", type=parse_pairs, help="class pairs G:T,... (default: the "
+                       "figure's own: all for figure4, else the extremes of a figure4 sweep)")
+    sweep.set_defaults(handler=command_sweep)
     return parser
 
 

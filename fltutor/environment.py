@@ -9,6 +9,8 @@ True
 
 from __future__ import annotations
 
+import math
+import os
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -35,6 +37,42 @@ def dataset_present(name: str, root: Path) -> bool:
     return all((folder / file).exists() for file in RAW_FILES)
 
 
+def cpu_allowance() -> int:
+    """How many CPUs this process may really use: its cgroup quota, else its affinity mask.
+
+    A container (a Binder pod, a CI runner) often has a CPU quota far below the host's core
+    count, which is what torch sees.
+    """
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    for quota_file, period_file in (("/sys/fs/cgroup/cpu.max", None),
+                                    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                                     "/sys/fs/cgroup/cpu/cpu.cfs_period_us")):
+        try:
+            fields = Path(quota_file).read_text().split()
+            quota = fields[0]
+            period = fields[1] if period_file is None else Path(period_file).read_text().strip()
+        except (OSError, IndexError):
+            continue
+        if quota not in ("max", "-1"):
+            allowed = min(allowed, max(1, math.ceil(int(quota) / int(period))))
+        break
+    return max(1, allowed or 1)
+
+
+def fit_threads_to_cpus() -> int:
+    """Cap torch's thread count at ``cpu_allowance()``; returns the thread count in use.
+
+    With more threads than CPUs, torch's threads wait on each other: a federated round on a
+    two-CPU machine can take ten times longer than with one thread per CPU.
+    """
+    import torch
+
+    allowed = cpu_allowance()
+    if torch.get_num_threads() > allowed:
+        torch.set_num_threads(allowed)
+    return torch.get_num_threads()
+
+
 def report(root: str | Path | None = None) -> dict[str, str]:
     """The environment as ``{what: value}`` lines, in reading order.
 
@@ -49,6 +87,7 @@ def report(root: str | Path | None = None) -> dict[str, str]:
         "python": platform.python_version(),
         **{name: package_version(name) for name in ("torch", "torchvision", "opacus")},
         "device": str(device),
+        "torch threads": str(torch.get_num_threads()),
     }
     if device.type == "cuda":
         lines["gpu"] = torch.cuda.get_device_name(device)

@@ -57,7 +57,9 @@ class Generator(nn.Sequential):
 
     Becker et al. (2025), Sec. 4.1 (after the TensorFlow DCGAN generator): a bias-free linear
     layer to 7x7x256, then three 4x4 transposed convolutions (stride 1, 2, 2) with BatchNorm and
-    ReLU between them, ending in tanh.
+    ReLU between them, ending in tanh. Weights start as Keras starts them (Glorot-uniform):
+    PyTorch's default for transposed convolutions reads the fan-in off the wrong axis, and its
+    too-large weights would saturate the tanh into a checkerboard before any training.
     """
 
     def __init__(self, latent_dim: int = 100):
@@ -79,6 +81,9 @@ class Generator(nn.Sequential):
             nn.Tanh(),
         )
         self.latent_dim = latent_dim
+        for layer in self:
+            if isinstance(layer, (nn.Linear, nn.ConvTranspose2d)):
+                nn.init.xavier_uniform_(layer.weight)
 
     def sample(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``count`` images from fresh Gaussian noise (on the generator's device)."""

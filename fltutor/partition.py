@@ -27,6 +27,9 @@ from .registry import Registry
 #: (``alpha``, ``shards_per_client``, ``exclude``); it ignores the others.
 PARTITIONS = Registry("partition")
 
+#: The Dirichlet concentrations of the CRPA study's non-IID experiments (0 = one class each).
+STUDY_ALPHAS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 10.0)
+
 
 def _as_numpy(labels) -> np.ndarray:
     return labels.cpu().numpy() if hasattr(labels, "cpu") else np.asarray(labels)

@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from .config import CRPAConfig, check, check_int
-from .defenses.dp import DPConfig
 from .experiments import run_crpa, write_json
+from .partition import STUDY_ALPHAS
 
-STUDY_ALPHAS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 10.0)
 FIGURES = ("figure4", "figure6", "figure8")
 RESULTS = "results.jsonl"
 SETTINGS = "sweep.json"
@@ -65,7 +64,7 @@ def extreme_pairs(results: list[dict]) -> list[tuple[int, int]]:
 
 
 def plan(figure: str, num_classes: int, seeds: int, pairs: list[tuple[int, int]] | None,
-         done: list[dict]) -> list[RunKey]:
+         done: list[dict], first_seed: int = 0) -> list[RunKey]:
     """The runs of ``figure``: its pairs crossed with its alphas, DP settings and seeds.
 
     Figures 6 and 8 use ``pairs`` if given, else the least, mean and most vulnerable pairs
@@ -81,7 +80,7 @@ def plan(figure: str, num_classes: int, seeds: int, pairs: list[tuple[int, int]]
         alphas, dp_settings = (STUDY_ALPHAS, (False,)) if figure == "figure6" else ((0.0, 10.0),
                                                                                      (False, True))
     return [RunKey(g, t, alpha, dp, seed) for g, t in pairs for alpha in alphas
-            for dp in dp_settings for seed in range(seeds)]
+            for dp in dp_settings for seed in range(first_seed, first_seed + seeds)]
 
 
 def read_results(out_dir: Path) -> list[dict]:
@@ -122,9 +121,11 @@ def claim_directory(out_dir: Path, settings: dict) -> None:
 
 
 def config_for(base: CRPAConfig, key: RunKey) -> CRPAConfig:
+    """The configuration of one run: the base with the run's pair, alpha, seed and DP."""
+    from .defenses.dp import DPConfig  # Opacus takes seconds to import: only when needed
+
     return base.replace(generate_class=key.generate_class, target_class=key.target_class,
-                        alpha=key.alpha, seed=key.seed, dp=DPConfig() if key.dp else None,
-                        exclude={base.attacker: (key.generate_class, key.target_class)})
+                        alpha=key.alpha, seed=key.seed, dp=DPConfig() if key.dp else None)
 
 
 def run_sweep(figure: str, base: CRPAConfig, out_dir: str | Path, seeds: int = 1,
@@ -138,7 +139,7 @@ def run_sweep(figure: str, base: CRPAConfig, out_dir: str | Path, seeds: int = 1
     check_int("seeds", seeds, 1)
     out_dir = Path(out_dir)
     done = read_results(out_dir)
-    keys = plan(figure, base.num_classes, seeds, pairs, done)
+    keys = plan(figure, base.num_classes, seeds, pairs, done, base.seed)
     configs = {key: config_for(base, key) for key in keys}  # validates every run up front
     claim_directory(out_dir, shared_settings(base))
     finished = {key_of(result) for result in done}

@@ -2,6 +2,11 @@
 
 Every function draws onto an ``ax`` (made for you when omitted) and returns the figure, so a
 notebook can lay several side by side and the CLI can save them.
+
+The figures of the CRPA study (Becker et al. 2025) take a sweep's results: a list of dicts, one
+per finished run, as ``fltutor.sweep`` writes them to ``results.jsonl`` (``generate_class``,
+``target_class``, ``alpha``, ``dp``, ``seed``, ``aaa``, ``final_test_accuracy``, ``epsilon``).
+``mean_std_by`` turns them into the mean and spread over seeds that every such figure shows.
 """
 
 from __future__ import annotations
@@ -58,26 +63,42 @@ def metric_curves(histories: dict[str, list[dict]], metric: str = "test_accuracy
     return fig
 
 
-def samples_over_rounds(previews: list[dict], num_rounds_shown: int = 6, title: str | None = None):
+def samples_over_rounds(previews: list[dict], num_rounds_shown: int = 6, title: str | None = None,
+                        real=None, real_label: str = "real"):
     """Generated images at several rounds: one row per round, the same noise in every column.
 
     ``previews`` is a list of ``{"round": r, "images": [k, 1, 28, 28] in [-1, 1]}`` (what a GAN
     attacker keeps, ``GANReconstruction.previews``); the first and last rounds are always shown.
+    ``real`` (images ``[m, 1, 28, 28]``) adds a last row labelled ``real_label`` to compare with:
+    what the class really looks like. Each row is one picture, so redrawing it every round of a
+    live run stays fast.
     """
     picks = np.unique(np.linspace(0, len(previews) - 1, min(num_rounds_shown, len(previews)))
                       .round().astype(int))
-    columns = len(previews[0]["images"])
-    fig, axes = plt.subplots(len(picks), columns, squeeze=False, layout="constrained",
-                             figsize=(0.9 * columns + 0.8, 0.9 * len(picks) + 0.5))
-    for row, index in zip(axes, picks):
-        for ax, image in zip(row, previews[index]["images"]):
-            ax.imshow(image.squeeze(0).numpy(), cmap="gray", vmin=-1, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        row[0].set_ylabel(f"round {previews[index]['round']}", rotation=0, ha="right",
-                          va="center", fontsize=8)
+    rows = [(f"round {previews[i]['round']}", previews[i]["images"]) for i in picks]
+    if real is not None:
+        rows.append((real_label, real))
+    columns = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), 1, squeeze=False, layout="constrained",
+                             figsize=(0.9 * columns + 0.8, 0.9 * len(rows) + 0.5))
+    for ax, (label, images) in zip(axes[:, 0], rows):
+        ax.imshow(_tiled_row(images, columns), cmap="gray", vmin=-1, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle(title or "generated samples over the rounds")
     return fig
+
+
+def _tiled_row(images, columns: int, gap: int = 2) -> np.ndarray:
+    """Images ``[k, 1, H, W]`` side by side in one array, ``columns`` slots wide; gaps are blank."""
+    images = images.detach().cpu().float().numpy()[:, 0]
+    height, width = images.shape[1:]
+    row = np.full((height, columns * (width + gap) - gap), np.nan)  # NaN shows as background
+    for i, image in enumerate(images[:columns]):
+        row[:, i * (width + gap) : i * (width + gap) + width] = image
+    return row
 
 
 def image_grid(images, labels: Sequence[int] | None = None,
@@ -104,6 +125,33 @@ def image_grid(images, labels: Sequence[int] | None = None,
     return fig
 
 
+def confusion_heatmap(confusion, class_names: Sequence[str] | None = None, ax=None,
+                      title: str = "confusion: share of each true class per prediction"):
+    """A confusion matrix ``[classes, outputs]`` as row shares: row G, column T is what an attack
+    on the pair (G, T) raises, its attack accuracy (``fltutor.metrics.attack_accuracy``).
+
+    A model with one output more than classes (the CRPA classifier) gets a last column "fake".
+    """
+    counts = np.asarray(confusion, dtype=float)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    num_classes, num_outputs = shares.shape
+    names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
+    fig, ax = _axes(ax, size=(6.2, 5.2))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(num_outputs), names + ["fake"] * (num_outputs - num_classes),
+                  rotation=45 if max(map(len, names)) > 2 else 0)
+    ax.set_yticks(range(num_classes), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    for (true, predicted), share in np.ndenumerate(shares):
+        if share >= 0.005:
+            ax.text(predicted, true, f"{share:.2f}"[1:] if share < 1 else "1", ha="center",
+                    va="center", fontsize=6, color="white" if share > 0.5 else "black")
+    fig.colorbar(image, ax=ax)
+    return fig
+
+
 def partition_comparison(counts: dict[str, np.ndarray], histories: dict[str, list[dict]],
                          class_names: Sequence[str] | None = None,
                          metric: str = "test_accuracy"):
@@ -113,4 +161,146 @@ def partition_comparison(counts: dict[str, np.ndarray], histories: dict[str, lis
     for ax, (label, table) in zip(axes, counts.items()):
         partition_heatmap(table, class_names, ax=ax, title=f"{label}: samples per client and class")
     metric_curves(histories, metric, ax=axes[-1])
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# The CRPA study's figures, from a sweep's results (one dict per run; see the module docstring).
+
+
+def mean_std_by(results: list[dict], by: Sequence[str], value: str,
+                **where) -> dict[tuple, tuple[float, float]]:
+    """Mean and standard deviation of ``value`` over the runs that agree on the fields ``by``.
+
+    Why: the study reports every number as mean and spread over seeds (Becker et al. 2025, 3
+    runs each). ``where`` keeps only runs with those field values, e.g. ``dp=False``.
+
+    >>> runs = [{"alpha": 0, "dp": False, "seed": s, "aaa": a} for s, a in enumerate([0.25, 0.75])]
+    >>> mean_std_by(runs, ["alpha"], "aaa", dp=False)
+    {(0,): (0.5, 0.25)}
+    """
+    groups: dict[tuple, list[float]] = {}
+    for result in results:
+        if all(result[field] == wanted for field, wanted in where.items()):
+            groups.setdefault(tuple(result[field] for field in by), []).append(result[value])
+    return {key: (float(np.mean(values)), float(np.std(values))) for key, values in groups.items()}
+
+
+def pair_aaa(aaa, alpha: float = 0.0) -> dict[tuple[int, int], float]:
+    """``{(G, T): AAA}``: given as such, or the mean over seeds of a sweep's runs without DP."""
+    if isinstance(aaa, dict):
+        return dict(aaa)
+    means = mean_std_by(aaa, ["generate_class", "target_class"], "aaa", alpha=alpha, dp=False)
+    return {pair: mean for pair, (mean, _) in means.items()}
+
+
+def pair_name(pair: tuple[int, int], class_names: Sequence[str] | None = None) -> str:
+    """``"4→9"``: generate class G, an arrow, target class T."""
+    g, t = (class_names[c] if class_names is not None else str(c) for c in pair)
+    return f"{g}→{t}"
+
+
+def aaa_matrix(aaa, class_names: Sequence[str] | None = None, num_classes: int = 10, ax=None,
+               title: str = "AAA per class pair (rows: G, columns: T)"):
+    """The study's Figure 4 (left): the average attack accuracy of every pair (G, T) as a heatmap.
+
+    Row G, column T holds the AAA of the attack that makes the model call G "T" (Eq. 1: the mean
+    over rounds of the share of test images of G predicted as T). ``aaa`` is ``{(G, T): AAA}`` or a
+    sweep's results (alpha = 0, without DP, averaged over seeds). Pairs not run stay blank, so a
+    few pairs computed in a notebook show where they sit in the full matrix. Why a matrix: the
+    attack is much easier for some pairs than for others, and the rows and columns show whether
+    that is a property of the class the attacker reconstructs or of the one it lands in.
+    """
+    values = pair_aaa(aaa)
+    names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
+    table = np.full((len(names), len(names)), np.nan)
+    for (g, t), value in values.items():
+        table[g, t] = value
+    fig, ax = _axes(ax, size=(6.2, 5.2))
+    image = ax.imshow(table, cmap="Reds", vmin=0, vmax=max(0.5, np.nanmax(table, initial=0)))
+    ax.set_facecolor("#eeeeee")  # pairs without a value: the diagonal and pairs not run
+    ax.set_xticks(range(len(names)), names, rotation=45 if max(map(len, names)) > 2 else 0)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("target class T (what the model is made to answer)")
+    ax.set_ylabel("generate class G (what the attacker reconstructs)")
+    ax.set_title(title)
+    threshold = 0.6 * image.norm.vmax
+    for (g, t), value in values.items():
+        ax.text(t, g, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                color="white" if value > threshold else "black")
+    fig.colorbar(image, ax=ax, label="AAA")
+    return fig
+
+
+def aaa_histogram(aaa, bins: int = 10, ax=None, title: str = "AAA over class pairs"):
+    """The study's Figure 4 (right): how the AAA values of the pairs are distributed.
+
+    ``aaa`` as for ``aaa_matrix``. The dashed line marks the mean over pairs (0.33 on MNIST in the
+    study, with most pairs well below the most vulnerable one).
+    """
+    values = list(pair_aaa(aaa).values())
+    fig, ax = _axes(ax)
+    ax.hist(values, bins=bins, range=(0, 1), color="tab:red", alpha=0.7, edgecolor="white")
+    ax.axvline(float(np.mean(values)), color="black", linestyle="--",
+               label=f"mean {np.mean(values):.2f} over {len(values)} pairs")
+    ax.set_xlabel("AAA")
+    ax.set_ylabel("number of pairs")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend()
+    ax.set_title(title)
+    return fig
+
+
+def alpha_trend(results: list[dict], class_names: Sequence[str] | None = None, ax=None,
+                title: str = "AAA against the Dirichlet alpha"):
+    """The study's Figures 6 and 7: AAA against alpha, one line per pair, mean ± std over seeds.
+
+    Runs without DP only. The alphas sit at equal steps (0, 0.05, ..., 10 span three orders of
+    magnitude). Why it matters: the attack needs the attacker's poisoned update to stand out
+    from honest ones that hold no G; as alpha grows every client holds some G and T, and the
+    honest updates correct the poison (the study's AAA falls below 0.1 already at alpha = 0.05).
+    """
+    stats = mean_std_by(results, ["generate_class", "target_class", "alpha"], "aaa", dp=False)
+    alphas = sorted({alpha for _, _, alpha in stats})
+    fig, ax = _axes(ax)
+    for pair in sorted({(g, t) for g, t, _ in stats}):
+        points = [(alphas.index(a), *stats[(*pair, a)]) for a in alphas if (*pair, a) in stats]
+        x, mean, std = map(np.array, zip(*points))
+        ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=pair_name(pair, class_names))
+    ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+    ax.set_xlabel("Dirichlet alpha (0: one class per client; 10: nearly IID)")
+    ax.set_ylabel("AAA")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(title="G→T")
+    ax.set_title(title)
+    return fig
+
+
+def dp_comparison(results: list[dict], class_names: Sequence[str] | None = None):
+    """The study's Figure 8: AAA and final test accuracy without and with DP-SGD, per pair and alpha.
+
+    Two panels of paired bars (mean ± std over seeds). DP-SGD bounds how far any one record can
+    move a client's update and drowns it in noise, so the poison barely registers: AAA falls
+    (below about 0.1 in the study), and so does accuracy (99% to 89% at alpha = 10, 88% to 45%
+    at alpha = 0). Both panels together show what the defense costs.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    by = ["generate_class", "target_class", "alpha", "dp"]
+    groups = sorted({(r["generate_class"], r["target_class"], r["alpha"]) for r in results})
+    labels = [f"{pair_name((g, t), class_names)}\nalpha={a:g}" for g, t, a in groups]
+    for ax, value in zip(axes, ("aaa", "final_test_accuracy")):
+        stats = mean_std_by(results, by, value)
+        for offset, dp in ((-0.2, False), (0.2, True)):
+            bars = [stats.get((*group, dp), (np.nan, 0.0)) for group in groups]
+            ax.bar(np.arange(len(groups)) + offset, [m for m, _ in bars], width=0.4,
+                   yerr=[s for _, s in bars], capsize=3, label="DP-SGD" if dp else "no DP",
+                   color="tab:blue" if dp else "tab:red")
+        ax.set_xticks(range(len(groups)), labels)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(value.replace("_", " ").replace("aaa", "AAA"))
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend()
+    axes[0].set_title("attack: AAA")
+    axes[1].set_title("cost: final test accuracy")
     return fig

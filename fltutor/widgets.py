@@ -1,8 +1,8 @@
-"""Notebook building blocks: a live accuracy plot, the non-IID explorer, tables and answer checks.
+"""Notebook building blocks: live plots, explorers, tables and answer checks.
 
 Every widget here only calls plain functions that compute and return results
-(``compare_partitions``, the figures in ``viz``), so a test, a script or a notebook run without a
-frontend (nbval) gets the same numbers by calling those functions directly.
+(``compare_partitions``, ``run_attack``, the figures in ``viz``), so a test, a script or a
+notebook run without a frontend (nbval) gets the same numbers by calling those functions directly.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import HTML, clear_output, display
 
-from .config import FedConfig
-from .data import Data
+from .attacks import GAN_ATTACKS
+from .config import CRPAConfig, FedConfig, resolve_device
+from .data import DATASETS, Data, load
+from .experiments import crpa_federation, generated_samples
 from .federation import Federation, Observer, RoundRecord
-from .viz import metric_curves, partition_comparison, partition_heatmap
-
-#: The Dirichlet concentrations of the CRPA study (Becker et al. 2025, Sec. 4.3); 0 = one class each.
-STUDY_ALPHAS = (0, 0.05, 0.1, 0.2, 0.5, 1, 10)
+from .partition import STUDY_ALPHAS
+from .viz import metric_curves, pair_name, partition_comparison, partition_heatmap, samples_over_rounds
 
 
 class LivePlot:
@@ -165,6 +165,186 @@ class NonIidExplorer:
             with self.live.output:  # an error shows here instead of vanishing
                 return compare_partitions(self.chosen_config(), self.alpha.value, self.data,
                                           live=self.live, progress=False)
+        finally:
+            self.button.disabled = False
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def real_images(data: Data, class_index: int, count: int = 8):
+    """The first ``count`` *test* images of a class: held by no client, so no attacker saw them."""
+    return data.test_x[data.test_y == class_index][:count]
+
+
+class LiveSamples:
+    """The GAN attacker's generated samples in an ipywidgets ``Output``, redrawn every round.
+
+    Why: the attacker never holds an image of class G, yet round by round its samples come to
+    look like G. Below them sits a row of real test images of G, which no client holds, to judge
+    them by eye. Attach it to a federation whose attacker trains a GAN (``GAN_ATTACKS``):
+
+        samples = LiveSamples()
+        display(samples.output)
+        federation.observers.append(samples.observer(federation))
+    """
+
+    def __init__(self, num_rounds_shown: int = 6, num_real: int = 8):
+        self.num_rounds_shown = num_rounds_shown
+        self.num_real = num_real
+        self.output = widgets.Output()
+
+    def observer(self, federation: Federation) -> Observer:
+        """An observer that shows the attacker's previews so far (``generated_samples``)."""
+        g = federation.config.generate_class
+        name = federation.data.class_names[g]
+        real = real_images(federation.data, g, self.num_real).cpu()
+        title = f"the attacker's samples of class {name}, round by round"
+
+        def observe(record: RoundRecord) -> None:
+            previews = generated_samples(federation)
+            if previews:
+                show_in(self.output, samples_over_rounds(previews, self.num_rounds_shown, title,
+                                                         real=real, real_label=f"real {name}"))
+
+        return observe
+
+
+def run_label(config: CRPAConfig, class_names) -> str:
+    """A short name for a run in a legend, e.g. ``crpa 4→9 alpha=0 DP``."""
+    dp = " DP" if config.dp is not None else ""
+    pair = pair_name((config.generate_class, config.target_class), class_names)
+    return f"{config.attack} {pair} alpha={config.alpha:g}{dp}"
+
+
+def run_attack(config: CRPAConfig, data: Data | None = None, plots: tuple[LivePlot, ...] = (),
+               samples: LiveSamples | None = None, label: str | None = None,
+               progress: bool = True) -> Federation:
+    """Run ``config``'s federation with its attacker (``crpa_federation``), shown live; return it.
+
+    Why: one call for every attack notebook and its explorer. Each ``LivePlot`` gets a curve
+    called ``label`` (default: ``run_label``); ``samples`` shows a GAN attacker's images. The
+    returned federation holds the ``history`` (with ``attack_accuracy`` every round) and the
+    attacker (``generated_samples(federation)``).
+    """
+    federation = crpa_federation(config, data)
+    label = label or run_label(config, federation.data.class_names)
+    for plot in plots:
+        federation.observers.append(plot.observer(label))
+    if samples is not None and config.attack in GAN_ATTACKS:
+        federation.observers.append(samples.observer(federation))
+    federation.run(progress=progress)
+    return federation
+
+
+class AttackExplorer:
+    """Controls for an attack's settings and a run button; the runs show live and pile up.
+
+    Why: moving one setting and comparing the curve with the last run's is how one learns what
+    an attack depends on. ``attacks`` are the choices (names in ``fltutor.attacks.ATTACKS``),
+    ``controls`` the settings offered, a subset of ``CONTROLS``; everything else comes from
+    ``config``. ``metrics`` are the curves drawn; a GAN attack also shows its samples. The button
+    calls ``run_attack`` with the chosen config (``chosen_config``).
+    """
+
+    CONTROLS = ("dataset", "generate_class", "target_class", "alpha", "poison_count", "dp")
+
+    def __init__(self, config: CRPAConfig, data: Data, attacks=("crpa", "none"),
+                 controls=CONTROLS, metrics=("attack_accuracy", "test_accuracy")):
+        for name in controls:
+            if name not in self.CONTROLS:
+                raise ValueError(f"control={name!r} is not allowed: it must be one of "
+                                 + ", ".join(self.CONTROLS))
+        self.config = config
+        self.datasets = {data.name: data}
+        self.attack = widgets.Dropdown(options=list(attacks), value=attacks[0],
+                                       description="attack")
+        self.controls = {name: self.make_control(name) for name in controls}
+        if "dataset" in self.controls:
+            self.controls["dataset"].observe(self.relabel_classes, names="value")
+        self.button = widgets.Button(description="run attack", button_style="danger")
+        self.clear = widgets.Button(description="clear curves")
+        self.messages = widgets.Output()
+        self.plots = tuple(LivePlot(metric, config.num_rounds, metric.replace("_", " ") + ", live")
+                           for metric in metrics)
+        self.samples = LiveSamples()
+        self.button.on_click(self.run)
+        self.clear.on_click(lambda _button: [plot.reset() for plot in self.plots])
+        choices = [self.attack] if len(attacks) > 1 else []
+        self.widget = widgets.VBox([
+            widgets.HBox(choices + list(self.controls.values())[:3]),
+            widgets.HBox(list(self.controls.values())[3:] + [self.button, self.clear]),
+            self.messages,
+            widgets.HBox([plot.output for plot in self.plots]),
+            self.samples.output,
+        ])
+
+    def class_options(self, dataset: str) -> list[tuple[str, int]]:
+        return [(f"{c}: {name}", c) for c, name in enumerate(DATASETS[dataset].class_names)]
+
+    def make_control(self, name: str) -> widgets.Widget:
+        """The widget for one setting, starting at ``config``'s value."""
+        value = getattr(self.config, name)
+        if name == "dataset":
+            return widgets.Dropdown(options=DATASETS.names(), value=value, description=name)
+        if name in ("generate_class", "target_class"):
+            return widgets.Dropdown(options=self.class_options(self.config.dataset), value=value,
+                                    description="G" if name == "generate_class" else "T")
+        if name == "alpha":
+            return widgets.SelectionSlider(options=[(f"{a:g}", a) for a in STUDY_ALPHAS],
+                                           value=value, description=name)
+        if name == "poison_count":
+            return widgets.IntSlider(value, min=10, max=500, step=10, description="poisoned")
+        return widgets.Checkbox(value=value is not None, description="DP-SGD")
+
+    def relabel_classes(self, change) -> None:
+        """Show the new dataset's class names in the G and T menus (the indices stay)."""
+        for name in ("generate_class", "target_class"):
+            if name in self.controls:
+                menu = self.controls[name]
+                value = menu.value
+                menu.options = self.class_options(change["new"])
+                menu.value = value
+
+    def chosen_config(self) -> CRPAConfig:
+        """``config`` with the chosen attack and settings (validated like any config)."""
+        values = {name: control.value for name, control in self.controls.items()}
+        g = values.get("generate_class", self.config.generate_class)
+        if "target_class" not in values and g == self.config.target_class:
+            # Without a T menu (a reconstruction has no target) T only keeps one more class
+            # away from the attacker; it must still differ from G.
+            values["target_class"] = (g + 1) % self.config.num_classes
+        if "dp" in values:
+            from .defenses.dp import DPConfig  # Opacus takes seconds to import: only when asked
+
+            values["dp"] = DPConfig() if values["dp"] else None
+        return self.config.replace(attack=self.attack.value, **values)
+
+    def data_for(self, config: CRPAConfig) -> Data:
+        """The dataset the config names, loaded once with the config's sizes and kept."""
+        if config.dataset not in self.datasets:
+            self.datasets[config.dataset] = load(
+                config.dataset, config.data_root, max_per_class=config.max_per_class,
+                max_test=config.max_test, device=resolve_device(config.device),
+                allow_fallback=config.allow_fallback)
+        return self.datasets[config.dataset]
+
+    def run(self, _button=None) -> Federation | None:
+        """Run the chosen attack with live curves (the button); a bad setting prints one line."""
+        self.button.disabled = True
+        self.messages.clear_output()
+        try:
+            config = self.chosen_config()
+            with self.messages:
+                print(f"running {config.num_rounds} rounds ...")
+            federation = run_attack(config, self.data_for(config), self.plots, self.samples,
+                                    progress=False)
+            self.messages.clear_output()
+            return federation
+        except ValueError as error:
+            with self.messages:
+                print(f"ValueError: {error}")
+            return None
         finally:
             self.button.disabled = False
 
