@@ -221,8 +221,8 @@ def aaa_matrix(aaa, class_names: Sequence[str] | None = None, num_classes: int =
     ax.set_facecolor("#eeeeee")  # pairs without a value: the diagonal and pairs not run
     ax.set_xticks(range(len(names)), names, rotation=45 if max(map(len, names)) > 2 else 0)
     ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("target class T (what the model is made to answer)")
-    ax.set_ylabel("generate class G (what the attacker reconstructs)")
+    ax.set_xlabel("target class T (the answer the attack wants)")
+    ax.set_ylabel("generate class G (the test images)")
     ax.set_title(title)
     threshold = 0.6 * image.norm.vmax
     for (g, t), value in values.items():
@@ -277,8 +277,9 @@ def alpha_trend(results: list[dict], class_names: Sequence[str] | None = None, a
     return fig
 
 
-def dp_comparison(results: list[dict], class_names: Sequence[str] | None = None):
-    """The study's Figure 8: AAA and final test accuracy without and with DP-SGD, per pair and alpha.
+def dp_comparison(results: list[dict], class_names: Sequence[str] | None = None,
+                  title: str = "DP-SGD: what it does to the attack, and what it costs"):
+    """The study's Figure 8: AAA and final test accuracy without and with DP-SGD, by pair and alpha.
 
     Two panels of paired bars (mean ± std over seeds). DP-SGD bounds how far any one record can
     move a client's update and drowns it in noise, so the poison barely registers: AAA falls
@@ -303,4 +304,5 @@ def dp_comparison(results: list[dict], class_names: Sequence[str] | None = None)
         ax.legend()
     axes[0].set_title("attack: AAA")
     axes[1].set_title("cost: final test accuracy")
+    fig.suptitle(title)
     return fig

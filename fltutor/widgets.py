@@ -22,7 +22,8 @@ from .data import DATASETS, Data, load
 from .experiments import crpa_federation, generated_samples
 from .federation import Federation, Observer, RoundRecord
 from .partition import STUDY_ALPHAS
-from .viz import metric_curves, pair_name, partition_comparison, partition_heatmap, samples_over_rounds
+from .viz import (metric_curves, pair_name, partition_comparison, partition_heatmap,
+                  samples_over_rounds)
 
 
 class LivePlot:
@@ -269,7 +270,7 @@ class AttackExplorer:
                            for metric in metrics)
         self.samples = LiveSamples()
         self.button.on_click(self.run)
-        self.clear.on_click(lambda _button: [plot.reset() for plot in self.plots])
+        self.clear.on_click(self.clear_curves)
         choices = [self.attack] if len(attacks) > 1 else []
         self.widget = widgets.VBox([
             widgets.HBox(choices + list(self.controls.values())[:3]),
@@ -319,6 +320,12 @@ class AttackExplorer:
 
             values["dp"] = DPConfig() if values["dp"] else None
         return self.config.replace(attack=self.attack.value, **values)
+
+    def clear_curves(self, _button=None) -> None:
+        """Forget the runs shown so far (the "clear curves" button)."""
+        for plot in self.plots:
+            plot.reset()
+        self.samples.output.clear_output()
 
     def data_for(self, config: CRPAConfig) -> Data:
         """The dataset the config names, loaded once with the config's sizes and kept."""

@@ -29,12 +29,17 @@ class CRPAClient(ReconstructionClient):
 
     Everything else is inherited: the GAN round against the global weights, a fresh generated
     set every round replacing the last, training through ``self.training`` (so a defense such as
-    DP-SGD applies to the attacker's submission too).
+    DP-SGD applies to the attacker's submission too). The label T plays the part that the fake
+    label plays for Hitaj et al.: the federation learns "these images are T", the holder of G
+    answers "real images of G are G", and the next generator has to come closer to real G.
+    Poison too strongly, though, and the model forgets G altogether: there is then nothing left
+    to reconstruct.
     """
 
     def __init__(self, client_id, x, y, model, training, reconstruction: GANReconstruction,
-                 generated_count: int, target_class: int):
-        super().__init__(client_id, x, y, model, training, reconstruction, generated_count)
+                 generated_count: int, target_class: int, start_round: int = 1):
+        super().__init__(client_id, x, y, model, training, reconstruction, generated_count,
+                         start_round)
         self.target_class = target_class
 
     @property
@@ -45,6 +50,8 @@ class CRPAClient(ReconstructionClient):
 # Placing the attackers. A factory takes the federation and the run's CRPAConfig and returns
 # the client that takes the place of client ``config.attacker``. Unlike the attacks themselves,
 # a factory may look at the whole dataset: it is the experimenter deciding what the attacker holds.
+# Its random draws come from a forked generator, so placing an attacker leaves the federation's
+# random stream as it was: until the attack starts, a run repeats its control run exactly.
 
 def own_data(federation, config) -> tuple[torch.Tensor, torch.Tensor]:
     """The attacker's share of the partition; nothing at all for a free rider."""
@@ -56,13 +63,14 @@ def own_data(federation, config) -> tuple[torch.Tensor, torch.Tensor]:
 def new_reconstruction(federation, config) -> GANReconstruction:
     """A fresh generator and discriminator copy on the federation's device."""
     device = federation.data.train_x.device
-    return GANReconstruction(
-        generator=Generator(config.latent_dim).to(device),
-        discriminator=MODELS[config.model](federation.data.num_classes).to(device),
-        generate_class=config.generate_class,
-        training=GANTraining.from_config(config),
-        preview_noise=torch.randn(config.preview_count, config.latent_dim, device=device),
-    )
+    with torch.random.fork_rng(devices=[]):  # drawn on the CPU, then moved
+        return GANReconstruction(
+            generator=Generator(config.latent_dim).to(device),
+            discriminator=MODELS[config.model](federation.data.num_classes).to(device),
+            generate_class=config.generate_class,
+            training=GANTraining.from_config(config),
+            preview_noise=torch.randn(config.preview_count, config.latent_dim).to(device),
+        )
 
 
 def crpa_attacker(federation, config) -> CRPAClient:
@@ -70,7 +78,7 @@ def crpa_attacker(federation, config) -> CRPAClient:
     honest = federation.clients[config.attacker]
     return CRPAClient(honest.client_id, *own_data(federation, config), honest.model,
                       honest.training, new_reconstruction(federation, config),
-                      config.poison_count, config.target_class)
+                      config.poison_count, config.target_class, config.attack_start_round)
 
 
 def reconstruction_attacker(federation, config) -> ReconstructionClient:
@@ -78,7 +86,7 @@ def reconstruction_attacker(federation, config) -> ReconstructionClient:
     honest = federation.clients[config.attacker]
     return ReconstructionClient(honest.client_id, *own_data(federation, config), honest.model,
                                 honest.training, new_reconstruction(federation, config),
-                                config.poison_count)
+                                config.poison_count, config.attack_start_round)
 
 
 def label_flip_attacker(federation, config) -> LabelFlipClient:
@@ -92,10 +100,11 @@ def label_flip_attacker(federation, config) -> LabelFlipClient:
     x, y = own_data(federation, config)
     data = federation.data
     of_class = (data.train_y == config.generate_class).nonzero().flatten()
-    picked = of_class[torch.randperm(len(of_class), device=of_class.device)[:config.poison_count]]
+    with torch.random.fork_rng(devices=[]):
+        picked = of_class[torch.randperm(len(of_class))[:config.poison_count].to(of_class.device)]
     return LabelFlipClient(honest.client_id, torch.cat([x, data.train_x[picked]]),
                            torch.cat([y, data.train_y[picked]]), honest.model, honest.training,
-                           config.generate_class, config.target_class)
+                           config.generate_class, config.target_class, config.attack_start_round)
 
 
 def no_attacker(federation, config) -> Client:

@@ -70,9 +70,9 @@ def make_optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimi
 class GANReconstruction:
     """The attacker's GAN: a generator of class ``generate_class`` against a copy of the global model.
 
-    Hitaj et al. (2017), Sec. 5.2: every round the copy D is reset to the global weights; then,
-    batch by batch, D takes one step on real local images (their own labels) plus generated
-    ones (the fake label), and the generator takes one step on
+    Hitaj et al. (2017): every round the copy D is reset to the global weights; then, batch by
+    batch, D takes one step on real local images (their own labels) plus generated ones (the
+    fake label), and the generator takes one step on
     ``cross_entropy(D(generator(z)), generate_class)``, i.e. it makes D see G in its images.
     ``preview_noise`` is fixed, so the previews kept every round show the same latent points
     sharpening over the rounds.
@@ -165,15 +165,25 @@ class ReconstructionClient(Client):
     Labelling its fakes with the extra label is the active part of that attack: the federation
     learns that these images are not G, so the clients holding G push the model to tell G apart
     more sharply, and the next global model is a sharper discriminator for the attacker.
-    ``generated_count`` new fakes replace last round's set every round. The submitted update is
-    trained by ``self.training`` like any client's (DP-SGD may wrap it).
+
+    That is also where realism comes from. Against a fixed classifier, a generator finds
+    adversarial noise that the classifier calls G; the attacker's own copy cannot stop it, as it
+    is reset every round and knows only the attacker's classes. Only the federation, where the
+    holders of G keep answering "G" for real images while the attacker's submissions say "not G"
+    for its fakes, pushes the generator round after round toward images that look like G: a
+    slow process, visible over tens to hundreds of rounds.
+    ``generated_count`` new fakes replace last round's set every round from ``start_round`` on;
+    before it the client trains honestly. The submitted update is trained by ``self.training``
+    like any client's (DP-SGD may wrap it).
     """
 
     def __init__(self, client_id: int, x: torch.Tensor, y: torch.Tensor, model: nn.Module,
-                 training: LocalTraining, reconstruction: GANReconstruction, generated_count: int):
+                 training: LocalTraining, reconstruction: GANReconstruction, generated_count: int,
+                 start_round: int = 1):
         super().__init__(client_id, x, y, model, training)
         self.reconstruction = reconstruction
         self.generated_count = generated_count
+        self.start_round = start_round
         self.generated = x[:0]
 
     @property
@@ -187,9 +197,10 @@ class ReconstructionClient(Client):
 
     def local_update(self, global_params: torch.Tensor, round_index: int):
         """Train the GAN against the global weights, generate a new set, then train and submit."""
-        self.reconstruction.train_round(global_params, self.x, self.y, self.generated_count)
-        self.reconstruction.keep_preview(round_index)
-        self.generated = self.reconstruction.generate(self.generated_count)
+        if round_index >= self.start_round:
+            self.reconstruction.train_round(global_params, self.x, self.y, self.generated_count)
+            self.reconstruction.keep_preview(round_index)
+            self.generated = self.reconstruction.generate(self.generated_count)
         return super().local_update(global_params, round_index)
 
     def train(self, x: torch.Tensor, y: torch.Tensor) -> float:

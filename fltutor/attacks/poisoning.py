@@ -22,12 +22,21 @@ def flip_labels(y: torch.Tensor, generate_class: int, target_class: int) -> torc
 
 
 class LabelFlipClient(Client):
-    """A client that holds real images of G and submits them labelled T; the rest stays honest."""
+    """A client that holds real images of G and, from ``start_round`` on, trains on them as T."""
 
-    def __init__(self, client_id, x, y, model, training, generate_class: int, target_class: int):
+    def __init__(self, client_id, x, y, model, training, generate_class: int, target_class: int,
+                 start_round: int = 1):
         super().__init__(client_id, x, y, model, training)
         self.generate_class = generate_class
         self.target_class = target_class
+        self.start_round = start_round
+        self.flipping = False
+
+    def local_update(self, global_params: torch.Tensor, round_index: int):
+        self.flipping = round_index >= self.start_round
+        return super().local_update(global_params, round_index)
 
     def train(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        return super().train(x, flip_labels(y, self.generate_class, self.target_class))
+        if self.flipping:
+            y = flip_labels(y, self.generate_class, self.target_class)
+        return super().train(x, y)

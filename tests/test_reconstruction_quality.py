@@ -1,0 +1,45 @@
+"""Scoring reconstructions: an independent judge and SSIM to the nearest real image."""
+
+import torch
+
+from fltutor.metrics import Judge, evaluate, nearest_ssim, reconstruction_quality
+
+
+def test_the_judge_is_independent_and_competent(mnist_small):
+    judge = Judge.train(mnist_small, seed=0)
+
+    accuracy = evaluate(judge.model, mnist_small.test_x, mnist_small.test_y, 10).accuracy
+
+    assert accuracy > 0.7  # trained on 600 images only, yet a fair judge of digits
+    assert not judge.model.training
+
+
+def test_training_the_judge_leaves_the_global_random_stream_alone(mnist_small):
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    Judge.train(mnist_small, epochs=1)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_real_images_of_g_score_far_above_noise_and_above_another_class(mnist_small):
+    judge = Judge.train(mnist_small, seed=0)
+    fours = mnist_small.train_x[mnist_small.train_y == 4]
+    test_fours = mnist_small.test_x[mnist_small.test_y == 4]
+    test_ones = mnist_small.test_x[mnist_small.test_y == 1]
+    noise = torch.rand(len(test_fours), 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    noise = noise * 2 - 1
+
+    real = reconstruction_quality(test_fours, fours, judge, generate_class=4)
+    fake = reconstruction_quality(noise, fours, judge, generate_class=4)
+    other = reconstruction_quality(test_ones, fours, judge, generate_class=4)
+
+    assert real["judge_accuracy"] > 0.6 and fake["judge_accuracy"] < 0.3
+    assert real["judge_confidence"] > other["judge_confidence"] + 0.4
+    assert real["ssim_nearest"] > fake["ssim_nearest"] + 0.3
+
+
+def test_an_image_that_is_in_the_reference_set_has_ssim_one(mnist_small):
+    reals = mnist_small.train_x[:50]
+    scores = nearest_ssim(reals[:5], reals)
+    assert torch.allclose(scores, torch.ones(5), atol=1e-4)
