@@ -21,7 +21,7 @@ from .attacks import ATTACKS
 from .config import CRPAConfig, FedConfig
 from .data import Data
 from .federation import Federation
-from .metrics import aaa, attack_accuracy_observer
+from .metrics import Judge, aaa, attack_accuracy_observer, reconstruction_quality
 from .viz import metric_curves, partition_heatmap, samples_over_rounds
 
 CHECKPOINT = "checkpoint.pt"
@@ -150,8 +150,7 @@ def run_crpa(config: CRPAConfig, out_dir: str | Path, progress: bool = True) -> 
     """
     out_dir = Path(out_dir)
     federation = crpa_federation(config)
-    final = run_to_disk(federation, out_dir, progress,
-                        extra_summary=lambda fed: {"aaa": aaa(fed.history)})
+    final = run_to_disk(federation, out_dir, progress, extra_summary=attack_summary)
     g, t = (federation.data.class_names[c] for c in (config.generate_class, config.target_class))
     save_figure(metric_curves({config.attack: federation.history}, "attack_accuracy",
                               title=f"attack accuracy: test images of {g} predicted as {t}"),
@@ -160,4 +159,28 @@ def run_crpa(config: CRPAConfig, out_dir: str | Path, progress: bool = True) -> 
     if previews:
         save_figure(samples_over_rounds(previews, title=f"generated samples of class {g}"),
                     out_dir / "generated.png")
+        final["summary"].update(judge_reconstructions(federation))
+        write_json(out_dir / METRICS, final)
     return final
+
+
+def attack_summary(federation: Federation) -> dict:
+    """AAA over the rounds so far, and the privacy budget spent (epsilon) under DP."""
+    summary = {"aaa": aaa(federation.history)}
+    if "epsilon" in federation.history[-1]:
+        summary["epsilon"] = federation.history[-1]["epsilon"]
+    return summary
+
+
+def judge_reconstructions(federation: Federation, count: int = 64) -> dict:
+    """Score ``count`` fresh samples of the GAN attacker with an independent judge and SSIM.
+
+    The judge is trained here, by the experimenter, on the real training data; the attacker
+    never sees it (``fltutor.metrics.reconstruction_quality``).
+    """
+    config, data = federation.config, federation.data
+    attacker = federation.clients[config.attacker]
+    fakes = attacker.reconstruction.generate(count)
+    real_of_class = data.train_x[data.train_y == config.generate_class]
+    return reconstruction_quality(fakes, real_of_class, Judge.train(data, seed=config.seed),
+                                  config.generate_class)

@@ -13,7 +13,8 @@ from fltutor.metrics import aaa, attack_accuracy, mean_and_std
 # Tiny and fast: 10 clients with 30 images each, a few rounds, a short GAN round. Plain SGD
 # keeps so small a one-class-per-client federation steady from the first round.
 TINY = dict(max_per_class=30, max_test=300, batch_size=10, optimizer="sgd", lr=0.05,
-            num_rounds=3, poison_count=15, gan_steps=2, gan_batch_size=8, device="cpu",
+            num_rounds=3, attack_start_round=1, poison_count=15, gan_steps=2, gan_batch_size=8,
+            device="cpu",
             allow_fallback=True)
 
 
