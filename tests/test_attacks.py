@@ -43,11 +43,14 @@ def test_until_the_attack_starts_a_run_repeats_its_control_run_exactly():
     assert attacked[2]["attack_accuracy"] > control[2]["attack_accuracy"]
 
 
-def test_the_attacker_holds_neither_g_nor_t_and_the_label_flipper_is_handed_g():
+@pytest.mark.parametrize("alpha", [0.0, 10.0])  # at alpha 10 every other client holds all
+def test_the_attacker_holds_neither_g_nor_t_and_the_label_flipper_is_handed_g(alpha):
     for attack, holds_g in (("crpa", False), ("none", False), ("label-flip", True)):
-        config = tiny(attack=attack, generate_class=4, target_class=9, attacker=3)
-        held = set(crpa_federation(config).clients[3].y.tolist())
+        config = tiny(attack=attack, alpha=alpha, generate_class=4, target_class=9, attacker=3)
+        federation = crpa_federation(config)
+        held = set(federation.clients[3].y.tolist())
         assert 9 not in held and (4 in held) == holds_g
+        assert len(federation.clients[3].y) >= 30  # a full share of the other classes
 
 
 def test_each_attack_name_builds_its_kind_of_client():
