@@ -96,9 +96,13 @@ def command_fedavg(args: argparse.Namespace) -> None:
 def parse_pairs(text: str) -> list[tuple[int, int]]:
     """``"4:9,7:5"`` -> ``[(4, 9), (7, 5)]`` (generate_class: target_class)."""
     try:
-        return [tuple(int(c) for c in item.split(":", 1)) for item in text.split(",") if item]
+        pairs = [tuple(int(c) for c in item.split(":")) for item in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"pairs={text!r} is not allowed: use G:T,G:T") from None
+        pairs = []
+    if not pairs or any(len(pair) != 2 for pair in pairs):
+        raise argparse.ArgumentTypeError(f"pairs={text!r} is not allowed: use G:T,G:T, "
+                                         f"e.g. 4:9,7:5")
+    return pairs
 
 
 def add_dp_options(parser: argparse.ArgumentParser) -> None:
@@ -134,8 +138,9 @@ def command_crpa(args: argparse.Namespace) -> None:
     attack = "reconstruction" if args.no_poison else args.attack or "crpa"
     fields = dict(generate_class=args.generate, target_class=args.target, attack=attack,
                   alpha=args.alpha, free_rider=args.free_rider, dp=dp_settings(args))
-    if args.poison_count is not None:
-        fields["poison_count"] = args.poison_count
+    for field in ("poison_count", "attack_start_round"):
+        if getattr(args, field) is not None:
+            fields[field] = getattr(args, field)
     config = make_config(CRPAConfig, args, **fields)
     summary = run_crpa(config, args.out, progress=not args.no_progress)["summary"]
     print(f"AAA {summary['aaa']:.4f}, final test accuracy {summary['final_test_accuracy']:.4f} "
@@ -188,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Dirichlet concentration (0: one class per client, the default)")
     crpa.add_argument("--attack", help="crpa (default), reconstruction, label-flip or none")
     crpa.add_argument("--poison-count", type=int, help="generated images per round")
+    crpa.add_argument("--start-round", type=int, dest="attack_start_round",
+                      help="first round of the attack (default: the profile's; 1 in the paper)")
     crpa.add_argument("--no-poison", action="store_true",
                       help="reconstruction only (same as --attack reconstruction)")
     crpa.add_argument("--free-rider", action="store_true", help="the attacker holds no data")

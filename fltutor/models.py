@@ -60,22 +60,27 @@ class Generator(nn.Sequential):
     ReLU between them, ending in tanh. Weights start as Keras starts them (Glorot-uniform):
     PyTorch's default for transposed convolutions reads the fan-in off the wrong axis, and its
     too-large weights would saturate the tanh into a checkerboard before any training.
+
+    BatchNorm always normalises with the statistics of the batch at hand, also in ``eval()``
+    mode, as a DCGAN generator is sampled: running averages gathered while the generator changes
+    quickly would describe none of its past states, and at the start they squash every noise
+    vector onto nearly the same image.
     """
 
     def __init__(self, latent_dim: int = 100):
         super().__init__(
             nn.Linear(latent_dim, 7 * 7 * 256, bias=False),
-            nn.BatchNorm1d(7 * 7 * 256),
+            nn.BatchNorm1d(7 * 7 * 256, track_running_stats=False),
             nn.ReLU(),
             nn.Unflatten(1, (256, 7, 7)),
             # TensorFlow's "same" padding for a 4x4 stride-1 kernel pads 1 before and 2 after;
             # padding 1 on both sides and dropping the last row and column is the same thing.
             nn.ConvTranspose2d(256, 128, kernel_size=4, stride=1, padding=1, bias=False),
             nn.ZeroPad2d((0, -1, 0, -1)),  # 8x8 -> 7x7
-            nn.BatchNorm2d(128),
+            nn.BatchNorm2d(128, track_running_stats=False),
             nn.ReLU(),
             nn.ConvTranspose2d(128, 64, kernel_size=4, stride=2, padding=1, bias=False),  # 14x14
-            nn.BatchNorm2d(64),
+            nn.BatchNorm2d(64, track_running_stats=False),
             nn.ReLU(),
             nn.ConvTranspose2d(64, 1, kernel_size=4, stride=2, padding=1, bias=False),  # 28x28
             nn.Tanh(),

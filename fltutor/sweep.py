@@ -79,6 +79,7 @@ def plan(figure: str, num_classes: int, seeds: int, pairs: list[tuple[int, int]]
               "sweep in the same directory (run that first)")
         alphas, dp_settings = (STUDY_ALPHAS, (False,)) if figure == "figure6" else ((0.0, 10.0),
                                                                                      (False, True))
+    pairs = list(dict.fromkeys(pairs))  # a pair named twice is run once
     return [RunKey(g, t, alpha, dp, seed) for g, t in pairs for alpha in alphas
             for dp in dp_settings for seed in range(first_seed, first_seed + seeds)]
 
@@ -114,9 +115,13 @@ def shared_settings(base: CRPAConfig) -> dict:
 def claim_directory(out_dir: Path, settings: dict) -> None:
     """Record the sweep's settings, or refuse a directory that holds a different sweep."""
     path = out_dir / SETTINGS
-    if path.exists() and json.loads(path.read_text()) != settings:
+    held = json.loads(path.read_text()) if path.exists() else settings
+    differing = [f"{name}={settings.get(name)!r} (it holds {held.get(name)!r})"
+                 for name in sorted(set(held) | set(settings)) if held.get(name) != settings.get(name)]
+    if differing:
         raise ValueError(f"out={str(out_dir)!r} is not allowed: it holds a sweep with other "
-                         f"settings ({SETTINGS}); use a new directory or the same settings")
+                         f"settings ({SETTINGS}): {', '.join(differing)}; use a new directory "
+                         f"or the same settings")
     write_json(path, settings)
 
 

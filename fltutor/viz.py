@@ -266,7 +266,8 @@ def alpha_trend(results: list[dict], class_names: Sequence[str] | None = None, a
     for pair in sorted({(g, t) for g, t, _ in stats}):
         points = [(alphas.index(a), *stats[(*pair, a)]) for a in alphas if (*pair, a) in stats]
         x, mean, std = map(np.array, zip(*points))
-        ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=pair_name(pair, class_names))
+        ax.errorbar(x, mean, yerr=std if std.any() else None, marker="o", capsize=3,
+                    label=pair_name(pair, class_names))
     ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
     ax.set_xlabel("Dirichlet alpha (0: one class per client; 10: nearly IID)")
     ax.set_ylabel("AAA")
@@ -294,9 +295,10 @@ def dp_comparison(results: list[dict], class_names: Sequence[str] | None = None,
         stats = mean_std_by(results, by, value)
         for offset, dp in ((-0.2, False), (0.2, True)):
             bars = [stats.get((*group, dp), (np.nan, 0.0)) for group in groups]
+            spread = [s for _, s in bars]
             ax.bar(np.arange(len(groups)) + offset, [m for m, _ in bars], width=0.4,
-                   yerr=[s for _, s in bars], capsize=3, label="DP-SGD" if dp else "no DP",
-                   color="tab:blue" if dp else "tab:red")
+                   yerr=spread if any(spread) else None, capsize=3,
+                   label="DP-SGD" if dp else "no DP", color="tab:blue" if dp else "tab:red")
         ax.set_xticks(range(len(groups)), labels)
         ax.set_ylim(0, 1)
         ax.set_ylabel(value.replace("_", " ").replace("aaa", "AAA"))

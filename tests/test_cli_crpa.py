@@ -1,0 +1,238 @@
+"""The ``fltutor crpa`` and ``fltutor sweep`` commands: bad input stops them in one line before any
+work; a run leaves its metrics and figures; a sweep started again does no run twice.
+
+The commands run in-process (``run_cli``, as in test_cli.py). The ``quick`` profile is shrunk so
+that a CRPA run takes a second or two: 20 images per class, 3 rounds, a short GAN round. The
+commands' code paths are unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fltutor.sweep as sweep
+from fltutor.cli import main
+from fltutor.config import CRPA_PROFILES, PROFILES
+
+TINY_PROFILE = dict(max_per_class=20, max_test=100, batch_size=10, optimizer="sgd", lr=0.05,
+                    num_rounds=3, attack_start_round=1, poison_count=10, gan_steps=2,
+                    gan_batch_size=8)
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``fltutor ARGV`` run in this process."""
+    try:
+        code = main(argv)
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def tiny_quick_profile(monkeypatch, mnist_small):
+    """The ``quick`` profile (and its CRPA settings) shrunk to a few seconds per run."""
+    monkeypatch.setitem(PROFILES, "quick", {**PROFILES["quick"], "max_per_class": 20,
+                                            "max_test": 100, "num_rounds": 3})
+    monkeypatch.setitem(CRPA_PROFILES, "quick", {**CRPA_PROFILES["quick"], **TINY_PROFILE})
+
+
+def crpa(out_dir: Path, *arguments: str) -> list[str]:
+    """``fltutor crpa`` on the tiny profile, G = 4, T = 9 unless ``arguments`` say otherwise."""
+    return ["crpa", "--profile", "quick", "--device", "cpu", "--no-progress",
+            "--out", str(out_dir), "--generate", "4", "--target", "9", *arguments]
+
+
+def sweep_figure4(out_dir: Path, *arguments: str) -> list[str]:
+    return ["sweep", "figure4", "--profile", "quick", "--device", "cpu", "--no-progress",
+            "--out", str(out_dir), *arguments]
+
+
+def record_runs(monkeypatch) -> list[str]:
+    """Wrap the function a sweep calls per run; the returned list fills with the runs done."""
+    done: list[str] = []
+    real_run_crpa = sweep.run_crpa
+
+    def counting_run_crpa(config, out_dir, progress=True):
+        done.append(Path(out_dir).name)
+        return real_run_crpa(config, out_dir, progress)
+
+    monkeypatch.setattr(sweep, "run_crpa", counting_run_crpa)
+    return done
+
+
+def assert_one_line_error(code: int, err: str, named: str) -> None:
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert named in err and "Traceback" not in err
+
+
+# --- bad input --------------------------------------------------------------------------------------
+
+BAD_CRPA = [
+    # (arguments after "fltutor crpa ... --generate 4 --target 9", what the error line must name)
+    (["--target", "4"], "target_class=4"),
+    (["--generate", "10"], "generate_class=10"),
+    (["--generate", "four"], "invalid int value: 'four'"),
+    (["--attack", "bogus"], "attack='bogus'"),
+    (["--poison-count", "0"], "poison_count=0"),
+    (["--start-round", "0"], "attack_start_round=0"),
+    (["--start-round", "4"], "attack_start_round=4"),  # the profile has 3 rounds
+    (["--rounds", "2", "--start-round", "3"], "attack_start_round=3"),
+    (["--noise-multiplier", "1"], "--noise-multiplier=1.0 is not allowed without --dp"),
+    (["--max-grad-norm", "1"], "--max-grad-norm=1.0 is not allowed without --dp"),
+    (["--dp", "--noise-multiplier", "-1"], "noise_multiplier=-1.0"),
+    (["--dp", "--max-grad-norm", "0"], "max_grad_norm=0.0"),
+    (["--no-poison", "--attack", "label-flip"], "attack='label-flip' is not allowed with --no-poison"),
+]
+
+
+@pytest.mark.parametrize("arguments, named", BAD_CRPA, ids=[" ".join(a) for a, _ in BAD_CRPA])
+def test_bad_crpa_input_is_one_line_exit_2_and_no_output(arguments, named, tiny_quick_profile,
+                                                         tmp_path, capsys):
+    """A bad crpa option stops the command in one line naming it, before any output is written."""
+    out_dir = tmp_path / "run"
+    code, _, err = run_cli(crpa(out_dir, *arguments), capsys)
+    assert_one_line_error(code, err, named)
+    assert not out_dir.exists()
+
+
+BAD_SWEEPS = [
+    (["--pairs", "4:4"], "target_class=4"),
+    (["--pairs", "4:10"], "target_class=10"),
+    (["--pairs", "x"], "pairs='x'"),
+    (["--pairs", "4:9:1"], "pairs='4:9:1'"),
+    (["--seeds", "0"], "seeds=0"),
+]
+
+
+@pytest.mark.parametrize("arguments, named", BAD_SWEEPS, ids=[" ".join(a) for a, _ in BAD_SWEEPS])
+def test_bad_sweep_input_is_one_line_exit_2_and_no_output(arguments, named, tiny_quick_profile,
+                                                          tmp_path, capsys):
+    """A bad sweep option stops the command in one line naming it, before any output is written."""
+    out_dir = tmp_path / "sweep"
+    code, _, err = run_cli(sweep_figure4(out_dir, *arguments), capsys)
+    assert_one_line_error(code, err, named)
+    assert not out_dir.exists()
+
+
+def test_an_unknown_figure_is_one_line_exit_2(tiny_quick_profile, tmp_path, capsys):
+    """``fltutor sweep figure5`` names the figures there are."""
+    out_dir = tmp_path / "sweep"
+    code, _, err = run_cli(["sweep", "figure5", "--out", str(out_dir)], capsys)
+    assert_one_line_error(code, err, "invalid choice: 'figure5'")
+    assert not out_dir.exists()
+
+
+def test_a_pair_without_its_target_class_is_named_in_the_error(tiny_quick_profile, tmp_path,
+                                                               capsys):
+    """``--pairs 4`` (no ``:T``) says that pairs='4' is not allowed."""
+    code, _, err = run_cli(sweep_figure4(tmp_path / "sweep", "--pairs", "4"), capsys)
+    assert_one_line_error(code, err, "pairs='4'")
+
+
+def test_empty_pairs_are_refused_rather_than_taken_as_all_pairs(tiny_quick_profile, tmp_path,
+                                                                monkeypatch, capsys):
+    """``--pairs ''`` (an unset shell variable, say) is an error, not a 90-run sweep."""
+    def no_run(config, out_dir, progress=True):
+        raise AssertionError(f"a run started: {out_dir}")
+
+    monkeypatch.setattr(sweep, "run_crpa", no_run)
+    code, _, err = run_cli(sweep_figure4(tmp_path / "sweep", "--pairs", ""), capsys)
+    assert_one_line_error(code, err, "pairs=''")
+
+
+def test_a_sweep_directory_of_other_settings_is_refused_in_one_line(tiny_quick_profile, tmp_path,
+                                                                    monkeypatch, capsys):
+    """Resuming a sweep with changed settings (here --rounds) is refused before any run."""
+    out_dir = tmp_path / "sweep"
+
+    def interrupted(config, out_dir, progress=True):
+        raise KeyboardInterrupt  # Ctrl-C as the first run starts
+
+    monkeypatch.setattr(sweep, "run_crpa", interrupted)
+    code, _, err = run_cli(sweep_figure4(out_dir, "--pairs", "4:9", "--rounds", "2"), capsys)
+    assert code == 130 and "run the same command again to resume" in err
+    settings = (out_dir / "sweep.json").read_text()
+
+    started = record_runs(monkeypatch)
+    code, _, err = run_cli(sweep_figure4(out_dir, "--pairs", "4:9", "--rounds", "3"), capsys)
+    assert_one_line_error(code, err, "other settings")
+    assert str(out_dir) in err
+    assert started == [] and (out_dir / "sweep.json").read_text() == settings
+    assert not (out_dir / "results.jsonl").exists()
+
+
+def test_the_real_command_exits_2_without_a_traceback(tmp_path):
+    """The installed command, not just main(), turns a bad pair into one line and exit code 2."""
+    out_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "fltutor.cli", "crpa", "--device", "cpu", "--generate", "4",
+         "--target", "4", "--out", str(out_dir)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert_one_line_error(result.returncode, result.stderr, "target_class=4")
+    assert not out_dir.exists()
+
+
+# --- runs -------------------------------------------------------------------------------------------
+
+def test_crpa_writes_attack_accuracy_per_round_aaa_and_figures(tiny_quick_profile, tmp_path,
+                                                               capsys):
+    """A crpa run leaves every round's attack accuracy, their mean (AAA) and its two figures."""
+    out_dir = tmp_path / "run"
+    code, out, err = run_cli(crpa(out_dir, "--start-round", "2"), capsys)
+    assert code == 0, err
+    assert "AAA" in out and str(out_dir) in out
+
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    config = metrics["config"]
+    assert (config["generate_class"], config["target_class"]) == (4, 9)
+    assert config["attack"] == "crpa" and config["attack_start_round"] == 2  # --start-round
+    accuracies = [entry["attack_accuracy"] for entry in metrics["rounds"]]
+    assert len(accuracies) == 3 and all(0 <= a <= 1 for a in accuracies)
+    assert metrics["summary"]["aaa"] == pytest.approx(sum(accuracies) / len(accuracies))
+    assert "epsilon" not in metrics["summary"]
+    for figure in ("generated.png", "attack_accuracy.png"):
+        assert (out_dir / figure).read_bytes().startswith(b"\x89PNG")
+    assert not (out_dir / "checkpoint.pt").exists()
+
+
+def test_crpa_with_dp_records_a_growing_epsilon(tiny_quick_profile, tmp_path, capsys):
+    """With --dp every round reports the privacy spent so far, and the summary the total."""
+    out_dir = tmp_path / "run"
+    code, out, err = run_cli(crpa(out_dir, "--dp", "--noise-multiplier", "0.5"), capsys)
+    assert code == 0, err
+    assert "epsilon" in out
+
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert metrics["config"]["dp"]["noise_multiplier"] == 0.5
+    epsilons = [entry["epsilon"] for entry in metrics["rounds"]]
+    assert len(epsilons) == 3 and all(math.isfinite(e) and e > 0 for e in epsilons)
+    assert epsilons == sorted(epsilons) and epsilons[0] < epsilons[-1]
+    assert metrics["summary"]["epsilon"] == epsilons[-1]
+
+
+def test_a_sweep_run_again_does_no_run_twice(tiny_quick_profile, tmp_path, monkeypatch, capsys):
+    """``fltutor sweep figure4 --pairs 4:9,9:4`` writes two results; the same command again, none."""
+    out_dir = tmp_path / "sweep"
+    started = record_runs(monkeypatch)
+    code, out, err = run_cli(sweep_figure4(out_dir, "--pairs", "4:9,9:4"), capsys)
+    assert code == 0, err
+    assert "2 runs in" in out
+    lines = (out_dir / "results.jsonl").read_text().splitlines()
+    assert [(json.loads(line)["generate_class"], json.loads(line)["target_class"])
+            for line in lines] == [(4, 9), (9, 4)]
+    assert len(started) == 2
+
+    started.clear()
+    code, out, err = run_cli(sweep_figure4(out_dir, "--pairs", "4:9,9:4"), capsys)
+    assert code == 0, err
+    assert started == []
+    assert (out_dir / "results.jsonl").read_text().splitlines() == lines
