@@ -16,19 +16,9 @@ import pytest
 
 import fltutor.data as data_module
 from fltutor import __version__
-from fltutor.cli import main
+from helpers import run_cli
 from fltutor.config import PROFILES
 from fltutor.data import default_root
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of ``fltutor ARGV`` run in this process."""
-    try:
-        code = main(argv)
-    except SystemExit as exit:  # argparse's own errors and --version
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -18,22 +18,12 @@ from pathlib import Path
 import pytest
 
 import fltutor.sweep as sweep
-from fltutor.cli import main
+from helpers import record_runs, run_cli
 from fltutor.config import CRPA_PROFILES, PROFILES
 
 TINY_PROFILE = dict(max_per_class=20, max_test=100, batch_size=10, optimizer="sgd", lr=0.05,
                     num_rounds=3, attack_start_round=1, poison_count=10, gan_steps=2,
                     gan_batch_size=8)
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of ``fltutor ARGV`` run in this process."""
-    try:
-        code = main(argv)
-    except SystemExit as exit:  # argparse's own errors
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -53,19 +43,6 @@ def crpa(out_dir: Path, *arguments: str) -> list[str]:
 def sweep_figure4(out_dir: Path, *arguments: str) -> list[str]:
     return ["sweep", "figure4", "--profile", "quick", "--device", "cpu", "--no-progress",
             "--out", str(out_dir), *arguments]
-
-
-def record_runs(monkeypatch) -> list[str]:
-    """Wrap the function a sweep calls per run; the returned list fills with the runs done."""
-    done: list[str] = []
-    real_run_crpa = sweep.run_crpa
-
-    def counting_run_crpa(config, out_dir, progress=True):
-        done.append(Path(out_dir).name)
-        return real_run_crpa(config, out_dir, progress)
-
-    monkeypatch.setattr(sweep, "run_crpa", counting_run_crpa)
-    return done
 
 
 def assert_one_line_error(code: int, err: str, named: str) -> None:
@@ -94,16 +71,6 @@ BAD_CRPA = [
 ]
 
 
-@pytest.mark.parametrize("arguments, named", BAD_CRPA, ids=[" ".join(a) for a, _ in BAD_CRPA])
-def test_bad_crpa_input_is_one_line_exit_2_and_no_output(arguments, named, tiny_quick_profile,
-                                                         tmp_path, capsys):
-    """A bad crpa option stops the command in one line naming it, before any output is written."""
-    out_dir = tmp_path / "run"
-    code, _, err = run_cli(crpa(out_dir, *arguments), capsys)
-    assert_one_line_error(code, err, named)
-    assert not out_dir.exists()
-
-
 BAD_SWEEPS = [
     (["--pairs", "4:4"], "target_class=4"),
     (["--pairs", "4:10"], "target_class=10"),
@@ -111,14 +78,16 @@ BAD_SWEEPS = [
     (["--pairs", "4:9:1"], "pairs='4:9:1'"),
     (["--seeds", "0"], "seeds=0"),
 ]
+BAD_INPUTS = [(crpa, *case) for case in BAD_CRPA] + [(sweep_figure4, *case) for case in BAD_SWEEPS]
 
 
-@pytest.mark.parametrize("arguments, named", BAD_SWEEPS, ids=[" ".join(a) for a, _ in BAD_SWEEPS])
-def test_bad_sweep_input_is_one_line_exit_2_and_no_output(arguments, named, tiny_quick_profile,
-                                                          tmp_path, capsys):
-    """A bad sweep option stops the command in one line naming it, before any output is written."""
-    out_dir = tmp_path / "sweep"
-    code, _, err = run_cli(sweep_figure4(out_dir, *arguments), capsys)
+@pytest.mark.parametrize("command, arguments, named", BAD_INPUTS,
+                         ids=[f"{command.__name__} {' '.join(a)}" for command, a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_exit_2_and_no_output(command, arguments, named, tiny_quick_profile,
+                                                    tmp_path, capsys):
+    """A bad crpa or sweep option stops the command in one line naming it, before any output."""
+    out_dir = tmp_path / "out"
+    code, _, err = run_cli(command(out_dir, *arguments), capsys)
     assert_one_line_error(code, err, named)
     assert not out_dir.exists()
 

@@ -17,6 +17,7 @@ import fltutor.sweep as sweep
 from fltutor.config import CRPAConfig
 from fltutor.partition import STUDY_ALPHAS
 from fltutor.sweep import RunKey, append_result, read_results, run_sweep
+from helpers import record_runs
 
 # Tiny and fast, like the TINY of test_attacks.py, with two rounds and fewer images.
 TINY = dict(max_per_class=20, max_test=100, batch_size=10, optimizer="sgd", lr=0.05,
@@ -32,19 +33,6 @@ def keys_in(out_dir: Path) -> list[tuple]:
     """(G, T, alpha, dp, seed) of every line of results.jsonl, in file order."""
     return [(r["generate_class"], r["target_class"], r["alpha"], r["dp"], r["seed"])
             for r in read_results(out_dir)]
-
-
-def record_runs(monkeypatch) -> list[str]:
-    """Wrap the sweep's per-run function; the returned list fills with the runs it really does."""
-    done: list[str] = []
-    real_run_crpa = sweep.run_crpa
-
-    def counting_run_crpa(config, out_dir, progress=True):
-        done.append(Path(out_dir).name)
-        return real_run_crpa(config, out_dir, progress)
-
-    monkeypatch.setattr(sweep, "run_crpa", counting_run_crpa)
-    return done
 
 
 def forbid_runs(monkeypatch) -> None:
