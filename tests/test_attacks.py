@@ -138,3 +138,16 @@ def test_the_attackers_state_holds_its_generator_and_previews():
         assert torch.equal(a, b)
     assert len(after.previews) == 1 and torch.equal(after.previews[0]["images"],
                                                     before.previews[0]["images"])
+
+
+def test_jitter_only_moves_images_by_at_most_its_shift_and_zero_leaves_them_alone():
+    from fltutor.attacks.gan import jittered, mean_total_variation
+
+    images = torch.zeros(2, 1, 28, 28)
+    images[:, :, 14, 14] = 1.0
+    assert jittered(images, 0) is images
+    for _ in range(20):
+        row, col = divmod(int(jittered(images, 2)[0, 0].argmax()), 28)
+        assert abs(row - 14) <= 2 and abs(col - 14) <= 2
+    noise = torch.rand(2, 1, 28, 28) * 2 - 1
+    assert mean_total_variation(noise) > mean_total_variation(torch.zeros_like(noise)) == 0
