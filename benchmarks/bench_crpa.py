@@ -99,8 +99,12 @@ def round_parts(federation, watch: Stopwatch) -> dict[str, float]:
 
 
 def benchmark(scale: str, device: torch.device, rounds: int, max_per_class: int | None):
-    """Mean seconds per round and per part, without and with DP, after one warm-up round each."""
-    config = CRPAConfig.from_profile(scale, device=str(device))
+    """Mean seconds per round and per part, without and with DP, after one warm-up round each.
+
+    The attacker attacks from the first round (``attack_start_round=1``): every timed round is a
+    round of the attack, whichever round the profile starts it at.
+    """
+    config = CRPAConfig.from_profile(scale, device=str(device), attack_start_round=1)
     if max_per_class:
         config = config.replace(max_per_class=min(max_per_class, config.max_per_class))
     data = synthetic_mnist(config.max_per_class, config.max_test or MNIST_TEST_IMAGES)
@@ -114,6 +118,14 @@ def benchmark(scale: str, device: torch.device, rounds: int, max_per_class: int 
                     for name, runs in seconds.items()}
 
 
+def profile_settings(scale: str) -> str:
+    """The settings of profile ``scale`` that set the cost of a round, in words."""
+    config = CRPAConfig.from_profile(scale)
+    gan_steps = (f"{config.gan_steps} steps" if config.gan_steps else "one epoch in batches")
+    return (f"{scale}: batch {config.batch_size}, {config.poison_count} poisoned images, "
+            f"GAN {gan_steps} of {config.gan_batch_size}")
+
+
 def main() -> None:
     parser = benchmark_parser(__doc__.split("\n\n")[0], SCALES)
     parser.add_argument("--max-per-class", type=positive_int,
@@ -121,10 +133,9 @@ def main() -> None:
                              "the table shows the images per client)")
     args, scales, devices = parse_benchmark_args(parser, SCALES)
     print_machine(args.markdown)
-    print("Settings: the CRPAConfig profiles (quick: batch 50, 100 poisoned images, GAN 20 steps "
-          "of 64; paper: batch 250, 500 poisoned images, GAN one epoch in batches of 250); "
-          "10 clients, one class each, client 0 the CRPA attacker; DP = DPConfig() on every "
-          "client; synthetic random 1x28x28 images.\n")
+    print(f"Settings: the CRPAConfig profiles ({'; '.join(profile_settings(s) for s in scales)}); "
+          "10 clients, one class each, client 0 the CRPA attacker, attacking every timed round; "
+          "DP = DPConfig() on every client; synthetic random 1x28x28 images.\n")
     rows = []
     for scale in scales:
         for name in devices:
