@@ -52,6 +52,13 @@ if TYPE_CHECKING:
 #: Opacus puts its per-sample-gradient hooks on every layer, so the note is expected: hidden.
 FIRST_LAYER_HOOK_NOTE = "Full backward hook is firing when gradients are computed with respect"
 
+#: The Renyi orders the accountant minimises epsilon over: Opacus's own, which start at 1.1, plus
+#: orders between 1 and 1.1. Weak noise (the study's sigma = 0.3 over many steps) has its best
+#: order there: over the study's 300 rounds it is 1.05, and from 1.1 on epsilon would come out
+#: larger than the guarantee really is (and Opacus would warn that the range is too narrow).
+RENYI_ORDERS = ([1 + x / 1000 for x in range(1, 10)] + [1 + x / 100 for x in range(1, 10)]
+                + RDPAccountant.DEFAULT_ALPHAS)
+
 
 @dataclass
 class DPConfig:
@@ -150,8 +157,13 @@ class DPTraining:
             module.cleanup()  # a plain model again: no hooks, no per-sample gradients kept
 
     def epsilon(self) -> float:
-        """The privacy spent so far: the epsilon of an (epsilon, delta) guarantee at our delta."""
-        return float(self.accountant.get_epsilon(self.config.delta))
+        """The privacy spent so far: the epsilon of an (epsilon, delta) guarantee at our delta.
+
+        Without noise there is no guarantee at all, once a step is taken: infinity.
+        """
+        if self.config.noise_multiplier == 0 and self.accountant.history:
+            return math.inf
+        return float(self.accountant.get_epsilon(self.config.delta, alphas=RENYI_ORDERS))
 
     def state_dict(self) -> dict:
         """The accountant's history of steps, so epsilon keeps counting after a resume."""
