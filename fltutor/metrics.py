@@ -72,6 +72,22 @@ def attack_accuracy(confusion: torch.Tensor, generate_class: int, target_class: 
     return row[target_class].item() / max(row.sum().item(), 1)
 
 
+def collateral_share(confusion, generate_class: int, target_class: int) -> float:
+    """The share of test images of the *other* classes (neither G nor T) predicted as T.
+
+    The attack accuracy reads row G only. A targeted attack leaves the other rows alone; this is
+    how far its poison spills over into them, read off the same matrix (a tensor or the nested
+    list a run's history keeps): column T of every other row, over those rows' sum.
+
+    >>> collateral_share([[8, 0, 2], [0, 9, 1], [3, 0, 7]], generate_class=0, target_class=2)
+    0.1
+    """
+    confusion = torch.as_tensor(confusion)
+    others = [c for c in range(len(confusion)) if c not in (generate_class, target_class)]
+    rows = confusion[others]
+    return rows[:, target_class].sum().item() / max(rows.sum().item(), 1)
+
+
 def aaa(history: list[dict]) -> float:
     """Average attack accuracy over all rounds of a run: AAA = (1/R) sum_r AA_r (the study's Eq. 1).
 
