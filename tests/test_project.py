@@ -113,3 +113,14 @@ def test_committed_notebooks_have_no_outputs():
                                                 cell.get("execution_count") is not None):
                 dirty.append(f"{path.name} cell {number}")
     assert not dirty, "strip the outputs of: " + ", ".join(dirty)
+
+
+def test_readme_lab_command_serves_the_repository_and_opens_the_first_notebook():
+    # Served from notebooks/, the lab could not open the package source the notebooks cite.
+    commands = [line for line in fenced_bash_lines((ROOT / "README.md").read_text())
+                if "jupyter lab" in line]
+    assert commands, "README.md shows no command that opens the lab"
+    arguments = commands[0].split("jupyter lab", 1)[1].split()
+    assert "--ServerApp.root_dir=." in arguments
+    opened = [a for a in arguments if a.endswith(".ipynb")]
+    assert opened == ["notebooks/00_start_here.ipynb"] and (ROOT / opened[0]).is_file()
