@@ -123,7 +123,7 @@ def test_a_sweep_directory_of_other_settings_is_refused_in_one_line(tiny_quick_p
     """Resuming a sweep with changed settings (here --rounds) is refused before any run."""
     out_dir = tmp_path / "sweep"
 
-    def interrupted(config, out_dir, progress=True):
+    def interrupted(config, out_dir, *args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C as the first run starts
 
     monkeypatch.setattr(sweep, "run_crpa", interrupted)

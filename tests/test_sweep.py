@@ -16,7 +16,7 @@ import fltutor.experiments as experiments
 import fltutor.sweep as sweep
 from fltutor.config import CRPAConfig
 from fltutor.partition import STUDY_ALPHAS
-from fltutor.sweep import RunKey, append_result, read_results, run_sweep
+from fltutor.sweep import RunKey, record_result, read_results, run_sweep
 from helpers import record_runs
 
 # Tiny and fast, like the TINY of test_attacks.py, with two rounds and fewer images.
@@ -37,7 +37,7 @@ def keys_in(out_dir: Path) -> list[tuple]:
 
 def forbid_runs(monkeypatch) -> None:
     """Make any run fail the test: for checks that must stop a sweep before its first run."""
-    def no_run(config, out_dir, progress=True):
+    def no_run(config, out_dir, *args, **kwargs):
         raise AssertionError(f"a run started: {out_dir}")
 
     monkeypatch.setattr(sweep, "run_crpa", no_run)
@@ -159,8 +159,8 @@ def fake_result(generate_class: int) -> dict:
 
 def test_a_write_that_fails_half_way_leaves_the_previous_results_file_whole(tmp_path, monkeypatch):
     """results.jsonl is replaced in one step: a write stopped part-way changes nothing on disk."""
-    append_result(tmp_path, fake_result(1))
-    append_result(tmp_path, fake_result(2))
+    record_result(tmp_path, fake_result(1))
+    record_result(tmp_path, fake_result(2))
     before = (tmp_path / "results.jsonl").read_bytes()
 
     def write_half_then_die(self, text, *args, **kwargs):
@@ -170,7 +170,7 @@ def test_a_write_that_fails_half_way_leaves_the_previous_results_file_whole(tmp_
 
     monkeypatch.setattr(Path, "write_text", write_half_then_die)
     with pytest.raises(KeyboardInterrupt):
-        append_result(tmp_path, fake_result(3))
+        record_result(tmp_path, fake_result(3))
     monkeypatch.undo()
 
     assert (tmp_path / "results.jsonl").read_bytes() == before
@@ -180,12 +180,12 @@ def test_a_write_that_fails_half_way_leaves_the_previous_results_file_whole(tmp_
 
 def test_a_temporary_file_left_by_a_killed_write_is_ignored(tmp_path, monkeypatch):
     """A kill -9 mid-write can leave a hidden temporary file; the results and resume ignore it."""
-    append_result(tmp_path, fake_result(4))
+    record_result(tmp_path, fake_result(4))
     # What SIGKILL during the next append leaves: atomic_write's half-written temporary file.
     (tmp_path / ".results.jsonl.x1y2z3").write_text('{"generate_class": 9, "target_cl')
 
     assert [r["generate_class"] for r in read_results(tmp_path)] == [4]
-    append_result(tmp_path, fake_result(5))
+    record_result(tmp_path, fake_result(5))
     assert [r["generate_class"] for r in read_results(tmp_path)] == [4, 5]
 
 
