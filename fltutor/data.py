@@ -186,8 +186,9 @@ def idx_sizes(path: Path, dims: int, remedy: str) -> list[int]:
     sizes = [int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
     expected = header_size + math.prod(sizes)
     if length != expected:
+        cut = "truncated" if length < expected else "with bytes after its data"
         raise corrupt(f"its header announces {'x'.join(map(str, sizes))} values ({expected} "
-                      f"bytes), the file has {length} bytes ({'truncated' if length < expected else 'extra bytes'})")
+                      f"bytes), the file has {length} bytes ({cut})")
     return sizes
 
 

@@ -12,15 +12,19 @@ from __future__ import annotations
 import math
 import os
 import platform
+import socket
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
 
 from . import __version__
 from .config import default_profile, resolve_device
-from .data import DATASETS, FALLBACK_SOURCE, default_root
+from .data import (DATASETS, FALLBACK_SOURCE, DataCorruptError, check_idx_pair, default_root,
+                   idx_files)
 
-#: Files that torchvision's MNIST-style readers need on disk (same names for Fashion-MNIST).
-RAW_FILES = ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")
+#: How long ``fltutor info`` waits for a download server before calling the machine offline.
+PROBE_SECONDS = 3.0
 
 
 def package_version(name: str) -> str:
@@ -31,10 +35,43 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
-def dataset_present(name: str, root: Path) -> bool:
-    """True when dataset ``name`` is on disk under ``root`` in torchvision's layout."""
-    folder = root / DATASETS[name].torchvision_name / "raw"
-    return all((folder / file).exists() for file in RAW_FILES)
+def download_server(name: str) -> tuple[str, int]:
+    """Host and port of the first server torchvision downloads dataset ``name`` from."""
+    import torchvision
+
+    mirror = urlparse(getattr(torchvision.datasets, DATASETS[name].torchvision_name).mirrors[0])
+    return mirror.hostname, mirror.port or (443 if mirror.scheme == "https" else 80)
+
+
+def can_reach(host: str, port: int, timeout: float = PROBE_SECONDS) -> bool:
+    """True when a TCP connection to ``host:port`` opens within ``timeout`` seconds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def dataset_state(name: str, root: Path, reachable: Callable[[str, int], bool] = can_reach) -> str:
+    """Whether dataset ``name`` can be had: present (and intact), damaged, downloadable, or not.
+
+    Only a missing dataset costs a network probe (one connection attempt, ``PROBE_SECONDS`` at most).
+    """
+    spec = DATASETS[name]
+    files = [path for train in (True, False) for path in idx_files(spec, root, train)]
+    if all(path.exists() for path in files):
+        try:
+            for train in (True, False):
+                check_idx_pair(spec, root, train)
+        except DataCorruptError as error:
+            return f"present but damaged: {error}"
+        return "present"
+    host, port = download_server(name)
+    if reachable(host, port):
+        return (f"not present; {host} answers, so it downloads on first use (or now: "
+                f"fltutor data fetch)")
+    return (f"not present, and it cannot be downloaded: {host} did not answer (offline?); copy a "
+            f"folder made by 'fltutor data fetch' here, or use the fallback (--fallback)")
 
 
 def cpu_allowance() -> int:
@@ -94,8 +131,7 @@ def report(root: str | Path | None = None) -> dict[str, str]:
     lines["default profile"] = default_profile()
     lines["data root"] = str(root)
     for name in DATASETS:
-        lines[name] = ("present" if dataset_present(name, root)
-                       else "not present (downloaded on first use)")
+        lines[name] = dataset_state(name, root)
     lines["offline fallback"] = FALLBACK_SOURCE
     return lines
 
