@@ -1,7 +1,9 @@
 """What this machine offers fltutor: package versions, compute device, default profile, data.
 
 The first notebook and ``fltutor info`` both print this report, so a student and an instructor
-see the same facts when something behaves differently on their machines.
+see the same facts when something behaves differently on their machines. For each dataset it says
+whether the data can be had: present (and intact), damaged, downloadable, or not (offline: the
+download server did not answer a short probe).
 
 >>> report()["default profile"] in ("quick", "paper")
 True
@@ -15,7 +17,6 @@ import platform
 import socket
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlparse
 
 from . import __version__
@@ -52,10 +53,11 @@ def can_reach(host: str, port: int, timeout: float = PROBE_SECONDS) -> bool:
         return False
 
 
-def dataset_state(name: str, root: Path, reachable: Callable[[str, int], bool] = can_reach) -> str:
+def dataset_state(name: str, root: Path) -> str:
     """Whether dataset ``name`` can be had: present (and intact), damaged, downloadable, or not.
 
-    Only a missing dataset costs a network probe (one connection attempt, ``PROBE_SECONDS`` at most).
+    Only a missing dataset costs a network probe (``can_reach``: one connection attempt,
+    ``PROBE_SECONDS`` at most).
     """
     spec = DATASETS[name]
     files = [path for train in (True, False) for path in idx_files(spec, root, train)]
@@ -67,7 +69,7 @@ def dataset_state(name: str, root: Path, reachable: Callable[[str, int], bool] =
             return f"present but damaged: {error}"
         return "present"
     host, port = download_server(name)
-    if reachable(host, port):
+    if can_reach(host, port):
         return (f"not present; {host} answers, so it downloads on first use (or now: "
                 f"fltutor data fetch)")
     return (f"not present, and it cannot be downloaded: {host} did not answer (offline?); copy a "
