@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -47,23 +48,26 @@ DELETE_OR_MOVE = "delete it, or use another --out"
 
 # --- writing files ---------------------------------------------------------------------------------
 
-def current_umask() -> int:
-    """The process's umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def new_temporary(path: Path) -> str:
+    """A new, empty hidden file beside ``path``, made as any new file of this user is made.
+
+    ``os.open`` with mode 0666 lets the system take the user's umask off (0644 with the usual
+    umask 022); ``tempfile.mkstemp`` would make it 0600, readable by its owner alone.
+    """
+    while True:
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}"
+        try:
+            os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return str(temporary)
+        except FileExistsError:  # the name is taken (a file left by a killed write): draw again
+            continue
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(temporary_path)``, then rename the result onto ``path`` in one step.
-
-    The file gets the mode any new file of this user gets (``mkstemp`` alone would make it 0600).
-    """
+    """Call ``write(temporary_path)``, then rename the result onto ``path`` in one step."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
+    temporary = new_temporary(path)
     try:
-        os.chmod(temporary, 0o666 & ~current_umask())
         write(temporary)
         os.replace(temporary, path)
     except BaseException:
@@ -220,6 +224,7 @@ def claim_out_dir(out_dir: str | Path, config: FedConfig, force: bool = False) -
     there is nothing left to compute. Refuses an unusable folder, a damaged file, and a folder
     holding another configuration's run.
     """
+    check(isinstance(force, bool), "force", force, "True or False")
     out_dir = usable_out_dir(out_dir)
     metrics = read_metrics(out_dir)
     if metrics is not None:
