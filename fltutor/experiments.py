@@ -174,11 +174,6 @@ def config_json(config: FedConfig) -> dict:
     return json.loads(json.dumps(config.to_dict(), default=str))
 
 
-def config_key(config: FedConfig) -> str:
-    """A canonical text form of a config, to tell whether two configs are the same."""
-    return json.dumps(config.to_dict(), sort_keys=True, default=str)
-
-
 def differences(held: dict, wanted: dict) -> list[str]:
     """``name=wanted (it holds held)`` for every setting on which two JSON configs differ."""
     return [f"{name}={wanted.get(name)!r} (it holds {held.get(name)!r})"
@@ -253,8 +248,9 @@ def resume(federation: Federation, out_dir: Path) -> None:
     try:
         federation.load_state_dict(state["federation"])
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+        detail = " ".join(str(error).split())[:80]  # torch's messages span several lines
         raise unusable(out_dir / CHECKPOINT, f"its state does not fit this run "
-                                             f"({type(error).__name__}: {str(error):.80})") from None
+                                             f"({type(error).__name__}: {detail})") from None
     print(f"resuming {out_dir} after round {federation.rounds_done}")
 
 

@@ -192,13 +192,11 @@ def run_sweep(figure: str, base: CRPAConfig, out_dir: str | Path, seeds: int = 1
     with tqdm(total=len(keys), initial=len(keys) - len(todo), desc=figure, unit="run",
               disable=not progress) as bar:
         for number, key in enumerate(todo, start=len(keys) - len(todo) + 1):
-            def show_round(federation, number=number, key=key):
-                bar.set_postfix_str(f"run {number} of {len(keys)} ({key.name}), round "
-                                    f"{federation.rounds_done} of {federation.config.num_rounds}")
-
-            bar.set_postfix_str(f"run {number} of {len(keys)} ({key.name}), starting")
+            where = f"run {number} of {len(keys)} ({key.name})"
+            bar.set_postfix_str(f"{where}, starting")
             metrics = run_crpa(configs[key], out_dir / "runs" / key.name, progress=False,
-                               force=force, after_round=show_round)
+                               force=force, after_round=lambda fed: bar.set_postfix_str(
+                                   f"{where}, round {fed.rounds_done} of {fed.config.num_rounds}"))
             summary = metrics["summary"]
             record_result(out_dir, {**dataclasses.asdict(key), "figure": figure,
                                     "aaa": summary["aaa"],
