@@ -100,6 +100,8 @@ KINDS: dict[str, Callable[[Any], bool]] = {
 
 METRICS_FIELDS = {"config": "an object", "rounds": "a list", "summary": "an object",
                   "finished": "true or false"}
+SUMMARY_FIELDS = {"rounds": "an integer", "final_test_accuracy": "a number",
+                  "total_seconds": "a number"}
 CHECKPOINT_FIELDS = {"config": "an object", "federation": "an object"}
 FEDERATION_FIELDS = {"global": "a tensor", "history": "a list", "clients": "a list",
                      "rng": "an object"}
@@ -141,7 +143,11 @@ def read_json(path: Path) -> Any:
 def read_metrics(out_dir: Path) -> dict | None:
     """``out_dir``'s metrics.json, checked; None if there is none."""
     path = out_dir / METRICS
-    return check_fields(path, read_json(path), METRICS_FIELDS) if path.exists() else None
+    if not path.exists():
+        return None
+    metrics = check_fields(path, read_json(path), METRICS_FIELDS)
+    check_fields(path, metrics["summary"], SUMMARY_FIELDS, "its 'summary'")
+    return metrics
 
 
 def read_checkpoint(out_dir: Path) -> dict | None:
@@ -369,6 +375,8 @@ def run_crpa(config: CRPAConfig, out_dir: str | Path, progress: bool = True,
     """
     finished = claim_out_dir(out_dir, crpa_federation_config(config), force)
     if finished is not None:
+        check_fields(Path(out_dir) / METRICS, finished["summary"], {"aaa": "a number"},
+                     "its 'summary'")
         return finished
     return run_to_disk(crpa_federation(config), out_dir, progress, extra_summary=attack_summary,
                        finish=draw_attack, force=force, after_round=after_round)

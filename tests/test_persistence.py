@@ -181,6 +181,9 @@ DAMAGED_METRICS = {
     "no config": (lambda good: json.dumps({"rounds": [], "summary": {}}).encode(), "'config'"),
     "rounds of the wrong type": (
         lambda good: json.dumps({**json.loads(good), "rounds": "many"}).encode(), "rounds='many'"),
+    "a summary without its numbers": (
+        lambda good: json.dumps({**json.loads(good), "summary": {"rounds": 1}}).encode(),
+        "'final_test_accuracy'"),
 }
 
 
@@ -353,3 +356,18 @@ def test_files_are_written_with_the_users_umask(umask, tmp_path):
     expected = 0o666 & ~umask
     for name in ("a.json", "b.bin", "plain"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == expected, name
+
+
+def test_a_finished_crpa_run_whose_summary_lacks_its_aaa_is_one_line(tmp_path, monkeypatch):
+    """What a finished folder hands back is checked too: the AAA a CRPA run's caller reads."""
+    from fltutor.config import CRPAConfig
+    from fltutor.experiments import crpa_federation_config, run_crpa
+
+    config = CRPAConfig.from_profile("quick", generate_class=4, target_class=9, device="cpu")
+    write_json(tmp_path / METRICS, {
+        "config": config_json(crpa_federation_config(config)), "rounds": [], "finished": True,
+        "summary": {"rounds": 40, "final_test_accuracy": 0.9, "total_seconds": 1.0}})
+    forbid_loading(monkeypatch)
+    with pytest.raises(ValueError) as error:
+        run_crpa(config, tmp_path, progress=False)
+    assert_one_line(error, str(tmp_path / METRICS), "'aaa'", "delete it")
