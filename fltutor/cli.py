@@ -46,6 +46,8 @@ def add_federation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fallback", action="store_true",
                         help="offline without data: use the small embedded digits dataset")
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--force", action="store_true",
+                        help="run again even if --out holds this run finished (kept otherwise)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -88,7 +90,8 @@ def command_fedavg(args: argparse.Namespace) -> None:
 
     config = make_config(FedConfig, args, num_clients=args.clients, partition=args.partition,
                          alpha=args.alpha, exclude=args.exclude, mode=args.mode)
-    summary = run_fedavg(config, args.out, progress=not args.no_progress)["summary"]
+    summary = run_fedavg(config, args.out, progress=not args.no_progress,
+                         force=args.force)["summary"]
     print(f"final test accuracy {summary['final_test_accuracy']:.4f} after {summary['rounds']} "
           f"rounds ({summary['total_seconds']:.1f} s); results in {args.out}")
 
@@ -142,7 +145,8 @@ def command_crpa(args: argparse.Namespace) -> None:
         if getattr(args, field) is not None:
             fields[field] = getattr(args, field)
     config = make_config(CRPAConfig, args, **fields)
-    summary = run_crpa(config, args.out, progress=not args.no_progress)["summary"]
+    summary = run_crpa(config, args.out, progress=not args.no_progress,
+                       force=args.force)["summary"]
     print(f"AAA {summary['aaa']:.4f}, final test accuracy {summary['final_test_accuracy']:.4f} "
           f"after {summary['rounds']} rounds ({summary['total_seconds']:.1f} s)"
           + (f", epsilon {summary['epsilon']:.3g}" if summary.get("epsilon") else "")
@@ -151,12 +155,13 @@ def command_crpa(args: argparse.Namespace) -> None:
 
 def command_sweep(args: argparse.Namespace) -> None:
     from .config import CRPAConfig
-    from .sweep import run_sweep
+    from .sweep import FIGURE_FILES, run_sweep
 
     config = make_config(CRPAConfig, args)
     results = run_sweep(args.figure, config, args.out, seeds=args.seeds, pairs=args.pairs,
-                        progress=not args.no_progress)
-    print(f"{len(results)} runs in {args.out}/results.jsonl; figures in {args.out}")
+                        progress=not args.no_progress, force=args.force)
+    figures = ", ".join(FIGURE_FILES[args.figure])
+    print(f"{len(results)} runs in {args.out}/results.jsonl; figures {figures} in {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"fltutor: error: {error}", file=sys.stderr)
         return 2
-    except DataUnavailableError as error:
-        print(f"fltutor: error: {error}", file=sys.stderr)
+    except DataUnavailableError as error:  # the way out in this command's terms
+        fallback = "--fallback" if hasattr(args, "fallback") else None
+        print(f"fltutor: error: {error.explain(fallback)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fltutor: interrupted; run the same command again to resume", file=sys.stderr)

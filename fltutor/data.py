@@ -8,11 +8,17 @@ is a slice, so no DataLoader is built per client per round.
 Where the data comes from, in order: the ``root`` argument, the ``FLTUTOR_DATA`` environment
 variable, a per-user cache folder. A missing dataset is downloaded through torchvision. Offline,
 without a local copy, the caller may accept the *embedded fallback*: scikit-learn's 1,797 real
-8x8 handwritten digits, brought to 28x28. It is announced every time it is used.
+8x8 handwritten digits, brought to 28x28. It is announced every time it is used. A failed
+download leaves no empty folders behind.
+
+Files found on disk are checked before they are read (each IDX file's header against its length,
+every label against the classes): a damaged copy raises ``DataCorruptError`` (a ``ValueError``)
+naming the file and what is wrong, instead of passing for a missing one or for good data.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import warnings
@@ -33,7 +39,29 @@ warnings.simplefilter("always", DataNotice)
 
 
 class DataUnavailableError(RuntimeError):
-    """The dataset is not on disk and cannot be downloaded, and no fallback was accepted."""
+    """The dataset is not on disk and cannot be downloaded, and no fallback was accepted.
+
+    Its message names the ways out; ``explain(fallback)`` says how *this caller* accepts the
+    fallback (``"--fallback"`` on the command line; the default is the Python argument).
+    """
+
+    def __init__(self, dataset: str, root: Path, reason: str):
+        self.dataset, self.root, self.reason = dataset, root, reason
+        super().__init__(self.explain("allow_fallback=True"))
+
+    def explain(self, fallback: str | None) -> str:
+        """The one-line message; ``fallback`` is how to accept the embedded data (None: no way)."""
+        ways = ["connect to the internet",
+                "run 'fltutor data fetch --root DIR' where there is one and copy DIR here",
+                "point FLTUTOR_DATA at a folder that holds it"]
+        if fallback:
+            ways.append(f"accept the embedded fallback dataset ({fallback})")
+        return (f"{self.dataset} is not in {self.root} and could not be downloaded "
+                f"({self.reason}). Fix: {', or '.join(ways)}.")
+
+
+class DataCorruptError(ValueError):
+    """A dataset file is on disk but damaged: truncated, empty, or holding impossible values."""
 
 
 @dataclass(frozen=True)
@@ -127,23 +155,94 @@ def _torchvision_split(spec: DatasetSpec, root: Path, train: bool, download: boo
     return dataset_class(str(root), train=train, download=download)
 
 
+def idx_files(spec: DatasetSpec, root: Path, train: bool) -> tuple[Path, Path]:
+    """The images and labels files of one split, in torchvision's layout under ``root``."""
+    raw = root / spec.torchvision_name / "raw"
+    prefix = "train" if train else "t10k"
+    return raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+
+
+def idx_sizes(path: Path, dims: int, remedy: str) -> list[int]:
+    """The sizes an IDX file's header declares, once its magic number and length agree with them.
+
+    IDX (LeCun's MNIST format): the bytes 0, 0, 8 (unsigned bytes follow), the number of
+    dimensions; then each dimension's size as a 4-byte big-endian integer; then the values.
+    """
+    def corrupt(problem: str) -> DataCorruptError:
+        return DataCorruptError(f"{path} is corrupt: {problem}; {remedy}")
+
+    if not path.exists():
+        raise corrupt("it is missing while the other file of its split is there")
+    header_size = 4 + 4 * dims
+    with open(path, "rb") as handle:
+        header = handle.read(header_size)
+    length = path.stat().st_size
+    if length < header_size:
+        raise corrupt(f"it is {length} bytes long, too short for an IDX header "
+                      f"({'empty' if length == 0 else 'truncated'})")
+    if header[:4] != bytes([0, 0, 8, dims]):
+        raise corrupt(f"it does not start like an IDX file of {dims} dimension(s) "
+                      f"(its first bytes are {header[:4].hex()}, not 000008{dims:02x})")
+    sizes = [int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    expected = header_size + math.prod(sizes)
+    if length != expected:
+        cut = "truncated" if length < expected else "with bytes after its data"
+        raise corrupt(f"its header announces {'x'.join(map(str, sizes))} values ({expected} "
+                      f"bytes), the file has {length} bytes ({cut})")
+    return sizes
+
+
+def check_idx_pair(spec: DatasetSpec, root: Path, train: bool) -> None:
+    """Raise ``DataCorruptError`` naming the file unless one split's two IDX files are intact.
+
+    Intact: images N x 28 x 28, N labels, every label a class of the dataset.
+    """
+    images, labels = idx_files(spec, root, train)
+    remedy = (f"delete {root / spec.torchvision_name} so that it is downloaded again, or copy an "
+              f"intact one there")
+    count, height, width = idx_sizes(images, 3, remedy)
+    if (height, width) != (28, 28):
+        raise DataCorruptError(f"{images} is corrupt: its images are {height}x{width}, not 28x28; "
+                               f"{remedy}")
+    (label_count,) = idx_sizes(labels, 1, remedy)
+    if label_count != count:
+        raise DataCorruptError(f"{labels} is corrupt: it holds {label_count} labels for the "
+                               f"{count} images of {images.name}; {remedy}")
+    largest = max(labels.read_bytes()[8:], default=0)
+    if largest >= spec.num_classes:
+        raise DataCorruptError(f"{labels} is corrupt: it holds the label {largest}, and labels "
+                               f"must be 0 to {spec.num_classes - 1}; {remedy}")
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    return [f for f in (folder, *folder.parents) if not f.exists()]
+
+
 def _read_or_download(spec: DatasetSpec, root: Path, train: bool):
-    """Read one split from ``root``; download it there if it is missing."""
+    """Read one split from ``root``; download it there if it is missing.
+
+    Files on disk are checked first, so a damaged copy is reported as such (and not downloaded
+    over). A failed download removes the empty folders it made.
+    """
+    if any(path.exists() for path in idx_files(spec, root, train)):
+        check_idx_pair(spec, root, train)
     try:
         return _torchvision_split(spec, root, train, download=False)
     except RuntimeError:
         pass  # not on disk yet
+    made = missing_folders(root / spec.torchvision_name / "raw")
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)  # fail fast when offline
     try:
         return _torchvision_split(spec, root, train, download=True)
     except Exception as error:  # any network or mirror failure means: not available
-        raise DataUnavailableError(
-            f"{spec.torchvision_name} is not in {root} and could not be downloaded "
-            f"({type(error).__name__}). Fix: connect to the internet, or run "
-            f"'fltutor data fetch --root DIR' where there is one and copy DIR here, or point "
-            f"FLTUTOR_DATA at a folder that holds it, or accept the embedded fallback."
-        ) from None
+        for folder in made:  # deepest first; a folder that is not empty stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise DataUnavailableError(spec.torchvision_name, root, type(error).__name__) from None
     finally:
         socket.setdefaulttimeout(old_timeout)
 
@@ -202,7 +301,8 @@ def load(
     except DataUnavailableError as error:
         if not allow_fallback:
             raise
-        warnings.warn(f"USING THE EMBEDDED FALLBACK DATASET instead of {name}: {error} "
+        warnings.warn(f"USING THE EMBEDDED FALLBACK DATASET instead of {name}: "
+                      f"{error.explain(None)} "
                       f"Data: {FALLBACK_SOURCE}.", DataNotice, stacklevel=2)
         train_x, train_y, test_x, test_y = embedded_digits()
         source, class_names = FALLBACK_SOURCE, DATASETS["mnist"].class_names

@@ -1,7 +1,9 @@
 """What this machine offers fltutor: package versions, compute device, default profile, data.
 
 The first notebook and ``fltutor info`` both print this report, so a student and an instructor
-see the same facts when something behaves differently on their machines.
+see the same facts when something behaves differently on their machines. For each dataset it says
+whether the data can be had: present (and intact), damaged, downloadable, or not (offline: the
+download server did not answer a short probe).
 
 >>> report()["default profile"] in ("quick", "paper")
 True
@@ -12,15 +14,18 @@ from __future__ import annotations
 import math
 import os
 import platform
+import socket
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlparse
 
 from . import __version__
 from .config import default_profile, resolve_device
-from .data import DATASETS, FALLBACK_SOURCE, default_root
+from .data import (DATASETS, FALLBACK_SOURCE, DataCorruptError, check_idx_pair, default_root,
+                   idx_files)
 
-#: Files that torchvision's MNIST-style readers need on disk (same names for Fashion-MNIST).
-RAW_FILES = ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")
+#: How long ``fltutor info`` waits for a download server before calling the machine offline.
+PROBE_SECONDS = 3.0
 
 
 def package_version(name: str) -> str:
@@ -31,10 +36,44 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
-def dataset_present(name: str, root: Path) -> bool:
-    """True when dataset ``name`` is on disk under ``root`` in torchvision's layout."""
-    folder = root / DATASETS[name].torchvision_name / "raw"
-    return all((folder / file).exists() for file in RAW_FILES)
+def download_server(name: str) -> tuple[str, int]:
+    """Host and port of the first server torchvision downloads dataset ``name`` from."""
+    import torchvision
+
+    mirror = urlparse(getattr(torchvision.datasets, DATASETS[name].torchvision_name).mirrors[0])
+    return mirror.hostname, mirror.port or (443 if mirror.scheme == "https" else 80)
+
+
+def can_reach(host: str, port: int, timeout: float = PROBE_SECONDS) -> bool:
+    """True when a TCP connection to ``host:port`` opens within ``timeout`` seconds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def dataset_state(name: str, root: Path) -> str:
+    """Whether dataset ``name`` can be had: present (and intact), damaged, downloadable, or not.
+
+    Only a missing dataset costs a network probe (``can_reach``: one connection attempt,
+    ``PROBE_SECONDS`` at most).
+    """
+    spec = DATASETS[name]
+    files = [path for train in (True, False) for path in idx_files(spec, root, train)]
+    if all(path.exists() for path in files):
+        try:
+            for train in (True, False):
+                check_idx_pair(spec, root, train)
+        except DataCorruptError as error:
+            return f"present but damaged: {error}"
+        return "present"
+    host, port = download_server(name)
+    if can_reach(host, port):
+        return (f"not present; {host} answers, so it downloads on first use (or now: "
+                f"fltutor data fetch)")
+    return (f"not present, and it cannot be downloaded: {host} did not answer (offline?); copy a "
+            f"folder made by 'fltutor data fetch' here, or use the fallback (--fallback)")
 
 
 def cpu_allowance() -> int:
@@ -94,8 +133,7 @@ def report(root: str | Path | None = None) -> dict[str, str]:
     lines["default profile"] = default_profile()
     lines["data root"] = str(root)
     for name in DATASETS:
-        lines[name] = ("present" if dataset_present(name, root)
-                       else "not present (downloaded on first use)")
+        lines[name] = dataset_state(name, root)
     lines["offline fallback"] = FALLBACK_SOURCE
     return lines
 

@@ -1,24 +1,40 @@
 """Running an experiment to disk: metrics.json, figures, and a checkpoint to resume from.
 
-A run writes ``metrics.json`` (its ``config``, one object per round in ``rounds``, a ``summary``)
-after every round, always atomically (a temporary file renamed into place), so a run killed at any
-moment leaves the last complete file behind. A checkpoint beside it holds the global weights, the
-clients' state and the random state; started again with the same config, the run continues
-where it stopped. The checkpoint is removed when the run completes.
+The files of an output folder, and the rules that keep them safe:
+
+``metrics.json``   JSON: ``config`` (the run's configuration), ``rounds`` (one object per round
+                   done), ``summary`` (headline numbers), ``finished`` (true once every figure
+                   is drawn), plus ``data_source`` and ``partition``. Rewritten after every round.
+``checkpoint.pt``  what a restart needs: ``config`` (JSON-ready, as above) and ``federation``
+                   (global weights, client and optimizer state, history, random state). Only
+                   tensors and plain values, read with ``torch.load(..., weights_only=True)``, so
+                   a file planted in the folder cannot run code. Removed once the run finishes.
+``*.png``          the figures, drawn at the end.
+
+- Every file is written atomically (a temporary file renamed into place), with the user's umask,
+  so a run killed at any moment leaves the last complete file behind.
+- Started again with the same configuration, a run continues from its checkpoint; a finished
+  run is kept: nothing is recomputed unless ``force=True`` (``--force``).
+- A folder that holds a run of another configuration is refused, checkpoint or not, and so is a
+  damaged, empty or foreign file: one line naming the file, what is wrong and what to do.
+- An output folder that cannot be used (a file, a path under a file, a folder this user cannot
+  write, the empty string) is refused before any data is loaded.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
+import secrets
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 from .attacks import ATTACKS
-from .config import CRPAConfig, FedConfig
+from .config import CRPAConfig, FedConfig, check
 from .data import Data
 from .federation import Federation
 from .metrics import Judge, aaa, attack_accuracy_observer, reconstruction_quality
@@ -26,13 +42,31 @@ from .viz import metric_curves, partition_heatmap, samples_over_rounds
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
+#: What to do about a damaged or foreign file in an output folder.
+DELETE_OR_MOVE = "delete it, or use another --out"
+
+
+# --- writing files ---------------------------------------------------------------------------------
+
+def new_temporary(path: Path) -> str:
+    """A new, empty hidden file beside ``path``, made as any new file of this user is made.
+
+    ``os.open`` with mode 0666 lets the system take the user's umask off (0644 with the usual
+    umask 022); ``tempfile.mkstemp`` would make it 0600, readable by its owner alone.
+    """
+    while True:
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}"
+        try:
+            os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return str(temporary)
+        except FileExistsError:  # the name is taken (a file left by a killed write): draw again
+            continue
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Call ``write(temporary_path)``, then rename the result onto ``path`` in one step."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
+    temporary = new_temporary(path)
     try:
         write(temporary)
         os.replace(temporary, path)
@@ -50,39 +84,198 @@ def write_json(path: Path, payload) -> None:
     atomic_write(path, dump)
 
 
-def config_key(config: FedConfig) -> str:
-    """A canonical text form of a config, to tell whether a checkpoint belongs to it."""
-    return json.dumps(config.to_dict(), sort_keys=True, default=str)
+# --- reading files: data with a checked schema, never code ------------------------------------------
+
+#: What a field of a file may hold, by the words an error message uses for it.
+KINDS: dict[str, Callable[[Any], bool]] = {
+    "an integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "a number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "a number or null": lambda v: v is None or KINDS["a number"](v),
+    "true or false": lambda v: isinstance(v, bool),
+    "a text": lambda v: isinstance(v, str),
+    "a list": lambda v: isinstance(v, list),
+    "an object": lambda v: isinstance(v, dict),
+    "a tensor": lambda v: isinstance(v, torch.Tensor),
+}
+
+METRICS_FIELDS = {"config": "an object", "rounds": "a list", "summary": "an object",
+                  "finished": "true or false"}
+SUMMARY_FIELDS = {"rounds": "an integer", "final_test_accuracy": "a number",
+                  "total_seconds": "a number"}
+CHECKPOINT_FIELDS = {"config": "an object", "federation": "an object"}
+FEDERATION_FIELDS = {"global": "a tensor", "history": "a list", "clients": "a list",
+                     "rng": "an object"}
+
+
+def unusable(path: Path, problem: str, remedy: str = DELETE_OR_MOVE) -> ValueError:
+    """The one-line error for a file that cannot be used: which file, what is wrong, what to do."""
+    return ValueError(f"{path} cannot be used: {problem}; {remedy}")
+
+
+def check_fields(path: Path, record: Any, fields: dict[str, str], where: str = "it") -> dict:
+    """``record`` itself if it is an object with every one of ``fields`` of the right kind."""
+    if not isinstance(record, dict):
+        raise unusable(path, f"{where} holds {type(record).__name__}, not an object (not written "
+                             f"by fltutor)")
+    for name, kind in fields.items():
+        if name not in record:
+            raise unusable(path, f"{where} has no {name!r} (not written by this fltutor)")
+        if not KINDS[kind](record[name]):
+            raise unusable(path, f"{where} holds {name}={record[name]!r:.60}, which must be {kind}")
+    return record
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value in ``path``; a one-line error naming the file if it is not JSON."""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise unusable(path, "it is not text (damaged, or not written by fltutor)") from None
+    if not text.strip():
+        raise unusable(path, "it is empty (a copy or a disk that failed part-way)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise unusable(path, f"it is not valid JSON ({error}); it is truncated, damaged or not "
+                             f"written by fltutor") from None
+
+
+def read_metrics(out_dir: Path) -> dict | None:
+    """``out_dir``'s metrics.json, checked; None if there is none."""
+    path = out_dir / METRICS
+    if not path.exists():
+        return None
+    metrics = check_fields(path, read_json(path), METRICS_FIELDS)
+    check_fields(path, metrics["summary"], SUMMARY_FIELDS, "its 'summary'")
+    return metrics
+
+
+def read_checkpoint(out_dir: Path) -> dict | None:
+    """``out_dir``'s checkpoint, checked; None if there is none.
+
+    ``weights_only=True`` unpickles tensors and plain values only: a planted file whose pickle
+    would build some other object (and run code while doing so) is refused instead.
+    """
+    path = out_dir / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise unusable(path, "it is damaged, or holds objects other than tensors and plain values, "
+                             "which fltutor never writes and refuses to unpickle (nothing in it "
+                             "was run)") from None
+    except Exception as error:  # any other failure to read it: EOFError, zip errors, KeyError...
+        raise unusable(path, f"it is not a readable checkpoint ({type(error).__name__}); it is "
+                             f"empty, truncated or not written by fltutor") from None
+    check_fields(path, state, CHECKPOINT_FIELDS)
+    check_fields(path, state["federation"], FEDERATION_FIELDS, "its 'federation'")
+    return state
+
+
+# --- which run a folder holds -------------------------------------------------------------------
+
+def config_json(config: FedConfig) -> dict:
+    """A config as it reads back from JSON (tuples as lists, keys as text): to compare with files."""
+    return json.loads(json.dumps(config.to_dict(), default=str))
+
+
+def differences(held: dict, wanted: dict) -> list[str]:
+    """``name=wanted (it holds held)`` for every setting on which two JSON configs differ."""
+    return [f"{name}={wanted.get(name)!r} (it holds {held.get(name)!r})"
+            for name in sorted(set(held) | set(wanted)) if held.get(name) != wanted.get(name)]
+
+
+def refuse_other_config(out_dir: Path, file: str, held: dict, config: FedConfig) -> None:
+    """Stop unless the config a file of ``out_dir`` records is ``config``: nothing is overwritten."""
+    differing = differences(held, config_json(config))
+    if differing:
+        raise ValueError(f"out={str(out_dir)!r} is not allowed: it holds a run of a different "
+                         f"configuration ({file}: {', '.join(differing)}); use another --out, "
+                         f"or delete that folder to replace it")
+
+
+def usable_out_dir(out_dir: str | Path) -> Path:
+    """``out_dir`` as a Path, once it is known to be a folder this user can write or create.
+
+    Nothing is created here: a run refused later for another reason leaves no folder behind.
+    """
+    text = str(out_dir)
+    check(text.strip() != "", "out", text, "a folder name (the empty string would mean the "
+          "current folder)")
+    path = Path(out_dir)
+    check(not path.exists() or path.is_dir(), "out", text, "a folder, not an existing file")
+    above = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()),
+                 None)
+    check(above is None, "out", text, f"a folder, but it lies under the file {above}")
+    nearest = next(folder for folder in (path, *path.parents) if folder.exists())
+    try:  # a real test: permissions alone do not tell (root ignores them; a disk may be read-only)
+        with tempfile.TemporaryFile(dir=nearest):
+            pass
+    except OSError as error:
+        raise ValueError(f"out={text!r} is not allowed: it must be a folder this user can "
+                         f"write ({error.strerror})") from None
+    return path
+
+
+def claim_out_dir(out_dir: str | Path, config: FedConfig, force: bool = False) -> dict | None:
+    """Check that ``out_dir`` may take the run of ``config``, before any data is loaded.
+
+    Returns the metrics of this very run if the folder holds it finished (and ``force`` is off):
+    there is nothing left to compute. Refuses an unusable folder, a damaged file, and a folder
+    holding another configuration's run.
+    """
+    check(isinstance(force, bool), "force", force, "True or False")
+    out_dir = usable_out_dir(out_dir)
+    metrics = read_metrics(out_dir)
+    if metrics is not None:
+        refuse_other_config(out_dir, METRICS, metrics["config"], config)
+    checkpoint = read_checkpoint(out_dir)
+    if checkpoint is not None:
+        refuse_other_config(out_dir, CHECKPOINT, checkpoint["config"], config)
+    if metrics is not None and metrics["finished"]:
+        if not force:
+            print(f"{out_dir} already holds this run, finished: nothing recomputed (to run it "
+                  f"again: --force, or force=True)")
+            return metrics
+        (out_dir / CHECKPOINT).unlink(missing_ok=True)
+    return None
 
 
 def resume(federation: Federation, out_dir: Path) -> None:
-    """Load ``out_dir``'s checkpoint into ``federation`` if there is one; refuse a foreign one."""
-    path = out_dir / CHECKPOINT
-    if not path.exists():
+    """Load ``out_dir``'s checkpoint into ``federation`` if there is one; refuse a foreign one.
+
+    The configuration it records is compared first; only then is any of its state used.
+    """
+    state = read_checkpoint(out_dir)
+    if state is None:
         return
-    state = torch.load(path, map_location=federation.data.train_x.device, weights_only=False)
-    if state["config"] != config_key(federation.config):
-        raise ValueError(f"out={str(out_dir)!r} is not allowed: it holds a checkpoint of a "
-                         f"different configuration; use a new directory or delete it")
-    federation.load_state_dict(state["federation"])
+    refuse_other_config(out_dir, CHECKPOINT, state["config"], federation.config)
+    try:
+        federation.load_state_dict(state["federation"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+        detail = " ".join(str(error).split())[:80]  # torch's messages span several lines
+        raise unusable(out_dir / CHECKPOINT, f"its state does not fit this run "
+                                             f"({type(error).__name__}: {detail})") from None
     print(f"resuming {out_dir} after round {federation.rounds_done}")
 
 
 def save_progress(federation: Federation, out_dir: Path, extra: dict | None = None) -> None:
     """Write metrics.json and the checkpoint for the rounds done so far."""
-    state = {"config": config_key(federation.config), "federation": federation.state_dict()}
+    state = {"config": config_json(federation.config), "federation": federation.state_dict()}
     atomic_write(out_dir / CHECKPOINT, lambda temporary: torch.save(state, temporary))
     write_json(out_dir / METRICS, results(federation, extra))
 
 
-def results(federation: Federation, extra: dict | None = None) -> dict:
+def results(federation: Federation, extra: dict | None = None, finished: bool = False) -> dict:
     """The content of metrics.json."""
     return {
-        "config": federation.config.to_dict(),
+        "config": config_json(federation.config),
         "data_source": federation.data.source,
         "partition": federation.class_counts().tolist(),
         "rounds": federation.history,
         "summary": {**federation.summary(), **(extra or {})},
+        "finished": finished,
     }
 
 
@@ -95,29 +288,59 @@ def save_figure(figure, path: Path) -> None:
 
 
 def run_to_disk(federation: Federation, out_dir: str | Path, progress: bool = True,
-                extra_summary: Callable[[Federation], dict] | None = None) -> dict:
+                extra_summary: Callable[[Federation], dict] | None = None,
+                finish: Callable[[Federation, dict, Path], None] | None = None,
+                force: bool = False,
+                after_round: Callable[[Federation], None] | None = None) -> dict:
     """Run ``federation`` to its configured number of rounds, saving after every round.
 
-    Returns the final content of metrics.json. ``extra_summary`` adds numbers to the summary
-    (an attack adds its AAA, for instance).
+    Returns the final content of metrics.json (that of the finished run already in ``out_dir``,
+    if there is one and ``force`` is off). ``extra_summary`` adds numbers to the summary (an
+    attack adds its AAA, for instance); ``finish(federation, final, out_dir)`` draws the figures
+    of a kind of run and may add to ``final``, before the run is marked finished.
+    ``after_round(federation)`` is called after each round is saved (to show progress).
     """
+    finished = claim_out_dir(out_dir, federation.config, force)
+    if finished is not None:
+        return finished
     out_dir = Path(out_dir)
     resume(federation, out_dir)
     summarise = extra_summary or (lambda _: {})
-    federation.run(progress=progress,
-                   after_round=lambda fed: save_progress(fed, out_dir, summarise(fed)))
+
+    def save(fed: Federation) -> None:
+        save_progress(fed, out_dir, summarise(fed))
+        if after_round is not None:
+            after_round(fed)
+
+    federation.run(progress=progress, after_round=save)
     final = results(federation, summarise(federation))
-    write_json(out_dir / METRICS, final)
     save_figure(metric_curves({"global model": federation.history}), out_dir / "accuracy.png")
     save_figure(partition_heatmap(federation.class_counts(), list(federation.data.class_names)),
                 out_dir / "partition.png")
+    if finish is not None:
+        finish(federation, final, out_dir)
+    final["finished"] = True
+    write_json(out_dir / METRICS, final)
     (out_dir / CHECKPOINT).unlink(missing_ok=True)
     return final
 
 
-def run_fedavg(config: FedConfig, out_dir: str | Path, progress: bool = True) -> dict:
-    """Plain federated averaging from a config, to ``out_dir`` (the ``fltutor fedavg`` command)."""
-    return run_to_disk(Federation.build(config), out_dir, progress)
+def run_fedavg(config: FedConfig, out_dir: str | Path, progress: bool = True,
+               force: bool = False) -> dict:
+    """Plain federated averaging from a config, to ``out_dir`` (the ``fltutor fedavg`` command).
+
+    The folder is checked before the data is loaded; a finished run there is kept (see the
+    module's rules; ``force=True`` runs it again).
+    """
+    finished = claim_out_dir(out_dir, config, force)
+    if finished is not None:
+        return finished
+    return run_to_disk(Federation.build(config), out_dir, progress, force=force)
+
+
+def crpa_federation_config(config: CRPAConfig) -> CRPAConfig:
+    """The configuration a CRPA run's federation uses: G and T kept away from the attacker."""
+    return config.replace(exclude=config.placement_exclude())
 
 
 def crpa_federation(config: CRPAConfig, data: Data | None = None) -> Federation:
@@ -127,7 +350,7 @@ def crpa_federation(config: CRPAConfig, data: Data | None = None) -> Federation:
     observer records every round's ``attack_accuracy``. Run it with ``run()``, or to disk with
     ``run_crpa``.
     """
-    federation = Federation.build(config.replace(exclude=config.placement_exclude()), data)
+    federation = Federation.build(crpa_federation_config(config), data)
     federation.clients[config.attacker] = ATTACKS[config.attack](federation, config)
     federation.observers.append(attack_accuracy_observer(config.generate_class,
                                                          config.target_class))
@@ -141,16 +364,27 @@ def generated_samples(federation: Federation) -> list[dict]:
     return reconstruction.previews if reconstruction is not None else []
 
 
-def run_crpa(config: CRPAConfig, out_dir: str | Path, progress: bool = True) -> dict:
+def run_crpa(config: CRPAConfig, out_dir: str | Path, progress: bool = True,
+             force: bool = False,
+             after_round: Callable[[Federation], None] | None = None) -> dict:
     """A CRPA-study run to ``out_dir`` (the ``fltutor crpa`` command); resumable like any run.
 
     Besides metrics.json (each round with ``attack_accuracy``, the summary with ``aaa``) it
     saves ``attack_accuracy.png`` and, for a GAN attacker, ``generated.png``: the generated
-    samples at several rounds.
+    samples at several rounds. A finished run in ``out_dir`` is kept (``force=True`` reruns it).
     """
-    out_dir = Path(out_dir)
-    federation = crpa_federation(config)
-    final = run_to_disk(federation, out_dir, progress, extra_summary=attack_summary)
+    finished = claim_out_dir(out_dir, crpa_federation_config(config), force)
+    if finished is not None:
+        check_fields(Path(out_dir) / METRICS, finished["summary"], {"aaa": "a number"},
+                     "its 'summary'")
+        return finished
+    return run_to_disk(crpa_federation(config), out_dir, progress, extra_summary=attack_summary,
+                       finish=draw_attack, force=force, after_round=after_round)
+
+
+def draw_attack(federation: Federation, final: dict, out_dir: Path) -> None:
+    """A CRPA run's own figures, and the judge's scores of a GAN attacker's reconstructions."""
+    config = federation.config
     g, t = (federation.data.class_names[c] for c in (config.generate_class, config.target_class))
     save_figure(metric_curves({config.attack: federation.history}, "attack_accuracy",
                               title=f"attack accuracy: test images of {g} predicted as {t}"),
@@ -160,8 +394,6 @@ def run_crpa(config: CRPAConfig, out_dir: str | Path, progress: bool = True) -> 
         save_figure(samples_over_rounds(previews, title=f"generated samples of class {g}"),
                     out_dir / "generated.png")
         final["summary"].update(judge_reconstructions(federation))
-        write_json(out_dir / METRICS, final)
-    return final
 
 
 def attack_summary(federation: Federation) -> dict:

@@ -1,11 +1,22 @@
 """Resumable sweeps over the CRPA study's experiments (Becker et al. 2025, Figures 4, 6-8).
 
 A sweep is a list of runs, each a CRPA configuration that differs from the others only in the
-class pair (G, T), the Dirichlet alpha, DP on or off, and the seed. Every finished run appends
-one line to ``results.jsonl`` in the sweep directory; the file is rewritten atomically, so a kill
-at any moment leaves it whole. Started again, a sweep skips the runs already in the file and
-resumes the one that was interrupted from its checkpoint. ``sweep.json`` records the settings
-shared by all runs, and a directory holding a sweep of other settings is refused.
+class pair (G, T), the Dirichlet alpha, DP on or off, and the seed. The sweep folder holds:
+
+``sweep.json``     one JSON object: the settings all its runs share. A folder holding a sweep of
+                   other settings is refused, naming the settings that differ.
+``results.jsonl``  one JSON object per line, one line per finished run: its ``generate_class``,
+                   ``target_class``, ``alpha``, ``dp``, ``seed``, ``figure``, ``aaa``,
+                   ``final_test_accuracy``, ``epsilon`` (null without DP), ``rounds``, ``seconds``.
+                   Rewritten atomically, so a kill at any moment leaves it whole.
+``runs/NAME/``     each run's own folder (``fltutor.experiments``: metrics, figures, checkpoint).
+``*.png``          the sweep's figure, drawn when the sweep is complete (``FIGURE_FILES``).
+
+Started again, a sweep skips the runs already in ``results.jsonl`` and resumes the one that was
+interrupted from its checkpoint: a finished sweep recomputes nothing, and only draws its figure
+again. ``force=True`` (``--force``) runs the planned runs again and replaces their lines. Every
+line is checked when read: a damaged or foreign line stops the sweep with one line naming the
+file and the line, rather than being run again and appended twice.
 
 figure4  every ordered class pair at alpha = 0: the AAA matrix and its histogram (Fig. 4);
 figure6  the alpha sweep {0, 0.05, 0.1, 0.2, 0.5, 1, 10} for the least, mean and most
@@ -23,12 +34,23 @@ from pathlib import Path
 import numpy as np
 
 from .config import CRPAConfig, check, check_int
-from .experiments import run_crpa, write_json
+from .data import DATASETS
+from .experiments import (atomic_write, check_fields, differences, read_json,
+                          run_crpa, save_figure, unusable, usable_out_dir, write_json)
 from .partition import STUDY_ALPHAS
 
 FIGURES = ("figure4", "figure6", "figure8")
 RESULTS = "results.jsonl"
 SETTINGS = "sweep.json"
+#: The sweep-level figure files each figure's sweep writes into its folder.
+FIGURE_FILES = {"figure4": ("aaa_matrix.png", "aaa_histogram.png"),
+                "figure6": ("alpha_trend.png",),
+                "figure8": ("dp_comparison.png",)}
+#: The fields of a results.jsonl line, and what each must hold.
+RESULT_FIELDS = {"generate_class": "an integer", "target_class": "an integer", "alpha": "a number",
+                 "dp": "true or false", "seed": "an integer", "figure": "a text",
+                 "aaa": "a number", "final_test_accuracy": "a number",
+                 "epsilon": "a number or null", "rounds": "an integer", "seconds": "a number"}
 
 
 @dataclass(frozen=True)
@@ -85,17 +107,32 @@ def plan(figure: str, num_classes: int, seeds: int, pairs: list[tuple[int, int]]
 
 
 def read_results(out_dir: Path) -> list[dict]:
+    """The lines of ``out_dir``'s results.jsonl, each checked against ``RESULT_FIELDS``."""
     path = out_dir / RESULTS
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise unusable(path, "it is not text (damaged, or not written by fltutor)") from None
+    results = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            result = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise unusable(path, f"line {number} is not valid JSON ({error})",
+                           f"delete that line (its run is then done again), or use another "
+                           f"--out") from None
+        results.append(check_fields(path, result, RESULT_FIELDS, f"line {number}"))
+    return results
 
 
-def append_result(out_dir: Path, result: dict) -> None:
-    """Add one line to results.jsonl by rewriting the whole file atomically."""
-    from .experiments import atomic_write
-
-    lines = [json.dumps(r) for r in [*read_results(out_dir), result]]
+def record_result(out_dir: Path, result: dict) -> None:
+    """Add one line to results.jsonl (replacing the line of the same run, if any), atomically."""
+    kept = [r for r in read_results(out_dir) if key_of(r) != key_of(result)]
+    lines = [json.dumps(r) for r in [*kept, result]]
     atomic_write(out_dir / RESULTS, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
 
 
@@ -115,9 +152,8 @@ def shared_settings(base: CRPAConfig) -> dict:
 def claim_directory(out_dir: Path, settings: dict) -> None:
     """Record the sweep's settings, or refuse a directory that holds a different sweep."""
     path = out_dir / SETTINGS
-    held = json.loads(path.read_text()) if path.exists() else settings
-    differing = [f"{name}={settings.get(name)!r} (it holds {held.get(name)!r})"
-                 for name in sorted(set(held) | set(settings)) if held.get(name) != settings.get(name)]
+    held = check_fields(path, read_json(path), {}) if path.exists() else settings
+    differing = differences(held, settings)
     if differing:
         raise ValueError(f"out={str(out_dir)!r} is not allowed: it holds a sweep with other "
                          f"settings ({SETTINGS}): {', '.join(differing)}; use a new directory "
@@ -134,35 +170,61 @@ def config_for(base: CRPAConfig, key: RunKey) -> CRPAConfig:
 
 
 def run_sweep(figure: str, base: CRPAConfig, out_dir: str | Path, seeds: int = 1,
-              pairs: list[tuple[int, int]] | None = None, progress: bool = True) -> list[dict]:
+              pairs: list[tuple[int, int]] | None = None, progress: bool = True,
+              force: bool = False) -> list[dict]:
     """Run (or resume) the sweep of ``figure`` around ``base``; returns all results so far.
 
-    Every run's configuration is validated before the first one starts.
+    Every run's configuration, the folder and the files already in it are checked before the
+    first run starts. When every planned run is done, the figure is drawn (``FIGURE_FILES``).
+    The progress bar counts runs and names the run and round in progress.
     """
     from tqdm.auto import tqdm
 
     check_int("seeds", seeds, 1)
-    out_dir = Path(out_dir)
+    check(isinstance(force, bool), "force", force, "True or False")
+    out_dir = usable_out_dir(out_dir)
     done = read_results(out_dir)
     keys = plan(figure, base.num_classes, seeds, pairs, done, base.seed)
     configs = {key: config_for(base, key) for key in keys}  # validates every run up front
     claim_directory(out_dir, shared_settings(base))
-    finished = {key_of(result) for result in done}
+    finished = set() if force else {key_of(result) for result in done}
     todo = [key for key in keys if key not in finished]
     with tqdm(total=len(keys), initial=len(keys) - len(todo), desc=figure, unit="run",
               disable=not progress) as bar:
-        for key in todo:
-            bar.set_postfix_str(key.name)
-            metrics = run_crpa(configs[key], out_dir / "runs" / key.name, progress=False)
+        for number, key in enumerate(todo, start=len(keys) - len(todo) + 1):
+            where = f"run {number} of {len(keys)} ({key.name})"
+            bar.set_postfix_str(f"{where}, starting")
+            metrics = run_crpa(configs[key], out_dir / "runs" / key.name, progress=False,
+                               force=force, after_round=lambda fed: bar.set_postfix_str(
+                                   f"{where}, round {fed.rounds_done} of {fed.config.num_rounds}"))
             summary = metrics["summary"]
-            append_result(out_dir, {**dataclasses.asdict(key), "figure": figure,
+            record_result(out_dir, {**dataclasses.asdict(key), "figure": figure,
                                     "aaa": summary["aaa"],
                                     "final_test_accuracy": summary["final_test_accuracy"],
                                     "epsilon": summary.get("epsilon"),
                                     "rounds": summary["rounds"],
                                     "seconds": summary["total_seconds"]})
             bar.update(1)
-    return read_results(out_dir)
+    results = read_results(out_dir)
+    draw_figure(figure, [r for r in results if r["figure"] == figure], out_dir,
+                DATASETS[base.dataset].class_names)
+    return results
+
+
+def draw_figure(figure: str, results: list[dict], out_dir: Path,
+                class_names: tuple[str, ...]) -> list[Path]:
+    """Draw the sweep-level figure of ``figure`` from its results into ``out_dir``; the files."""
+    from .viz import aaa_histogram, aaa_matrix, alpha_trend, dp_comparison
+
+    names = list(class_names)
+    drawings = {"figure4": (lambda: aaa_matrix(results, names, len(names)),
+                            lambda: aaa_histogram(results)),
+                "figure6": (lambda: alpha_trend(results, names),),
+                "figure8": (lambda: dp_comparison(results, names),)}[figure]
+    paths = [out_dir / file for file in FIGURE_FILES[figure]]
+    for draw, path in zip(drawings, paths):
+        save_figure(draw(), path)
+    return paths
 
 
 def pair_means(results: list[dict], dp: bool = False, alpha: float = 0.0) -> dict:

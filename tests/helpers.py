@@ -23,9 +23,9 @@ def record_runs(monkeypatch) -> list[str]:
     done: list[str] = []
     real_run_crpa = sweep.run_crpa
 
-    def counting_run_crpa(config, out_dir, progress=True):
+    def counting_run_crpa(config, out_dir, *args, **kwargs):
         done.append(Path(out_dir).name)
-        return real_run_crpa(config, out_dir, progress)
+        return real_run_crpa(config, out_dir, *args, **kwargs)
 
     monkeypatch.setattr(sweep, "run_crpa", counting_run_crpa)
     return done

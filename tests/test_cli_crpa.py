@@ -123,7 +123,7 @@ def test_a_sweep_directory_of_other_settings_is_refused_in_one_line(tiny_quick_p
     """Resuming a sweep with changed settings (here --rounds) is refused before any run."""
     out_dir = tmp_path / "sweep"
 
-    def interrupted(config, out_dir, progress=True):
+    def interrupted(config, out_dir, *args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C as the first run starts
 
     monkeypatch.setattr(sweep, "run_crpa", interrupted)
@@ -205,3 +205,53 @@ def test_a_sweep_run_again_does_no_run_twice(tiny_quick_profile, tmp_path, monke
     assert code == 0, err
     assert started == []
     assert (out_dir / "results.jsonl").read_text().splitlines() == lines
+
+
+# --- finished results are kept ------------------------------------------------------------------------
+
+def test_a_finished_crpa_run_is_kept_another_config_refused_and_force_reruns(
+        tiny_quick_profile, tmp_path, monkeypatch, capsys):
+    """Same command: exit 0, nothing recomputed. Other settings: exit 2. --force: run again."""
+    from fltutor.federation import Federation
+
+    out_dir = tmp_path / "run"
+    code, _, err = run_cli(crpa(out_dir), capsys)
+    assert code == 0, err
+    metrics = (out_dir / "metrics.json").read_bytes()
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the data was loaded again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Federation, "build", no_build)
+        code, out, err = run_cli(crpa(out_dir), capsys)
+        assert code == 0, err
+        assert "already holds this run, finished" in out and "--force" in out and "AAA" in out
+        assert (out_dir / "metrics.json").read_bytes() == metrics
+
+        for other in (["--rounds", "2"], ["--target", "7"], ["--rounds", "2", "--force"]):
+            code, _, err = run_cli(crpa(out_dir, *other), capsys)
+            assert_one_line_error(code, err, "different configuration")
+        assert (out_dir / "metrics.json").read_bytes() == metrics
+
+    code, out, err = run_cli(crpa(out_dir, "--force"), capsys)
+    assert code == 0 and "already holds" not in out, err
+    assert json.loads((out_dir / "metrics.json").read_text())["finished"] is True
+
+
+def test_crpa_into_an_unusable_out_is_one_line_exit_2(tiny_quick_profile, tmp_path, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for out in ("", str(a_file), str(a_file / "run")):
+        arguments = crpa(tmp_path / "unused")
+        arguments[arguments.index("--out") + 1] = out
+        code, _, err = run_cli(arguments, capsys)
+        assert_one_line_error(code, err, f"out={out!r}")
+
+
+def test_the_sweep_message_names_the_figure_files_it_wrote(tiny_quick_profile, tmp_path, capsys):
+    out_dir = tmp_path / "sweep"
+    code, out, err = run_cli(sweep_figure4(out_dir, "--pairs", "4:9", "--rounds", "1"), capsys)
+    assert code == 0, err
+    assert "aaa_matrix.png, aaa_histogram.png" in out
+    assert (out_dir / "aaa_matrix.png").exists() and (out_dir / "aaa_histogram.png").exists()

@@ -16,7 +16,7 @@ import fltutor.experiments as experiments
 import fltutor.sweep as sweep
 from fltutor.config import CRPAConfig
 from fltutor.partition import STUDY_ALPHAS
-from fltutor.sweep import RunKey, append_result, read_results, run_sweep
+from fltutor.sweep import RunKey, record_result, read_results, run_sweep
 from helpers import record_runs
 
 # Tiny and fast, like the TINY of test_attacks.py, with two rounds and fewer images.
@@ -37,7 +37,7 @@ def keys_in(out_dir: Path) -> list[tuple]:
 
 def forbid_runs(monkeypatch) -> None:
     """Make any run fail the test: for checks that must stop a sweep before its first run."""
-    def no_run(config, out_dir, progress=True):
+    def no_run(config, out_dir, *args, **kwargs):
         raise AssertionError(f"a run started: {out_dir}")
 
     monkeypatch.setattr(sweep, "run_crpa", no_run)
@@ -159,8 +159,8 @@ def fake_result(generate_class: int) -> dict:
 
 def test_a_write_that_fails_half_way_leaves_the_previous_results_file_whole(tmp_path, monkeypatch):
     """results.jsonl is replaced in one step: a write stopped part-way changes nothing on disk."""
-    append_result(tmp_path, fake_result(1))
-    append_result(tmp_path, fake_result(2))
+    record_result(tmp_path, fake_result(1))
+    record_result(tmp_path, fake_result(2))
     before = (tmp_path / "results.jsonl").read_bytes()
 
     def write_half_then_die(self, text, *args, **kwargs):
@@ -170,7 +170,7 @@ def test_a_write_that_fails_half_way_leaves_the_previous_results_file_whole(tmp_
 
     monkeypatch.setattr(Path, "write_text", write_half_then_die)
     with pytest.raises(KeyboardInterrupt):
-        append_result(tmp_path, fake_result(3))
+        record_result(tmp_path, fake_result(3))
     monkeypatch.undo()
 
     assert (tmp_path / "results.jsonl").read_bytes() == before
@@ -180,12 +180,12 @@ def test_a_write_that_fails_half_way_leaves_the_previous_results_file_whole(tmp_
 
 def test_a_temporary_file_left_by_a_killed_write_is_ignored(tmp_path, monkeypatch):
     """A kill -9 mid-write can leave a hidden temporary file; the results and resume ignore it."""
-    append_result(tmp_path, fake_result(4))
+    record_result(tmp_path, fake_result(4))
     # What SIGKILL during the next append leaves: atomic_write's half-written temporary file.
     (tmp_path / ".results.jsonl.x1y2z3").write_text('{"generate_class": 9, "target_cl')
 
     assert [r["generate_class"] for r in read_results(tmp_path)] == [4]
-    append_result(tmp_path, fake_result(5))
+    record_result(tmp_path, fake_result(5))
     assert [r["generate_class"] for r in read_results(tmp_path)] == [4, 5]
 
 
@@ -254,3 +254,133 @@ def test_a_pair_given_twice_is_run_once(tmp_path, monkeypatch):
     started = record_runs(monkeypatch)
     run_sweep("figure4", tiny(num_rounds=1), tmp_path, pairs=[(4, 9), (4, 9)], progress=False)
     assert len(started) == 1 and len(read_results(tmp_path)) == 1
+
+
+# --- files that cannot be used -------------------------------------------------------------------
+
+BAD_RESULT_LINES = {
+    # what the damaged line is, and what the one error line must name
+    "aaa of the wrong type": (json.dumps({**fake_result(2), "aaa": "high"}), "aaa='high'"),
+    "a boolean seed": (json.dumps({**fake_result(2), "seed": True}), "seed=True"),
+    "a missing field": (json.dumps({k: v for k, v in fake_result(2).items() if k != "dp"}),
+                        "'dp'"),
+    "a list": ("[4, 9]", "not an object"),
+    "cut short": (json.dumps(fake_result(2))[:30], "not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("damage", BAD_RESULT_LINES)
+def test_a_damaged_results_line_stops_the_sweep_in_one_line_naming_file_and_line(
+        damage, tmp_path, monkeypatch):
+    """The line is neither skipped nor run again and appended twice: the sweep stops before work."""
+    line, named = BAD_RESULT_LINES[damage]
+    (tmp_path / "results.jsonl").write_text(json.dumps(fake_result(1)) + "\n" + line + "\n")
+    before = (tmp_path / "results.jsonl").read_bytes()
+    forbid_runs(monkeypatch)
+    with pytest.raises(ValueError) as error:
+        run_sweep("figure4", tiny(), tmp_path, pairs=[(1, 9), (2, 9)], progress=False)
+    message = str(error.value)
+    assert "\n" not in message and named in message
+    assert str(tmp_path / "results.jsonl") in message and "line 2" in message
+    assert (tmp_path / "results.jsonl").read_bytes() == before
+
+
+@pytest.mark.parametrize("content, named", [("", "empty"), ('{"lr": 0.0', "not valid JSON"),
+                                            ("[1, 2]", "not an object")])
+def test_a_damaged_sweep_json_is_one_line_naming_it(content, named, tmp_path, monkeypatch):
+    (tmp_path / "sweep.json").write_text(content)
+    forbid_runs(monkeypatch)
+    with pytest.raises(ValueError) as error:
+        run_sweep("figure4", tiny(), tmp_path, pairs=[(4, 9)], progress=False)
+    assert "\n" not in str(error.value) and named in str(error.value)
+    assert str(tmp_path / "sweep.json") in str(error.value)
+
+
+def test_a_sweep_into_a_file_is_refused_before_any_run(tmp_path, monkeypatch):
+    a_file = tmp_path / "results"
+    a_file.write_text("not a folder")
+    forbid_runs(monkeypatch)
+    for out in (a_file, a_file / "sweep", ""):
+        with pytest.raises(ValueError, match="out="):
+            run_sweep("figure4", tiny(), out, pairs=[(4, 9)], progress=False)
+
+
+# --- the sweep's figure, its progress, --force ------------------------------------------------------
+
+def test_a_sweep_draws_its_figure_when_complete_and_again_when_resumed_complete(tmp_path,
+                                                                                monkeypatch):
+    run_sweep("figure4", tiny(num_rounds=1), tmp_path, pairs=[(4, 9), (9, 4)], progress=False)
+    figures = [tmp_path / name for name in sweep.FIGURE_FILES["figure4"]]
+    assert [path.name for path in figures] == ["aaa_matrix.png", "aaa_histogram.png"]
+    for path in figures:
+        assert path.read_bytes().startswith(b"\x89PNG")
+        path.unlink()
+
+    forbid_runs(monkeypatch)  # complete: nothing is run again, the figure is drawn again
+    run_sweep("figure4", tiny(num_rounds=1), tmp_path, pairs=[(4, 9), (9, 4)], progress=False)
+    assert all(path.exists() for path in figures)
+
+
+@pytest.mark.parametrize("figure, alphas, dp_settings", [
+    ("figure6", STUDY_ALPHAS, (False,)), ("figure8", (0.0, 10.0), (False, True))])
+def test_figures_6_and_8_are_drawn_from_their_results(figure, alphas, dp_settings, tmp_path,
+                                                      monkeypatch):
+    """A complete figure-6 or figure-8 sweep leaves its alpha trend or its DP comparison."""
+    base = tiny()
+    sweep.claim_directory(tmp_path, sweep.shared_settings(base))
+    for alpha in alphas:
+        for dp in dp_settings:
+            record_result(tmp_path, {**fake_result(4), "alpha": alpha, "dp": dp, "figure": figure,
+                                     "aaa": 0.1 if dp else 0.5})
+    forbid_runs(monkeypatch)
+    run_sweep(figure, base, tmp_path, pairs=[(4, 9)], progress=False)
+    for name in sweep.FIGURE_FILES[figure]:
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+
+
+class RecordingBar:
+    """Stands in for tqdm and keeps every postfix text the sweep's bar shows."""
+
+    shown: list[str] = []
+
+    def __init__(self, *args, desc=None, **kwargs):
+        self.desc = desc
+
+    def set_postfix(self, **values):  # a run's own round bar (switched off inside a sweep)
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def set_postfix_str(self, text):
+        if self.desc == "figure4":
+            RecordingBar.shown.append(text)
+
+    def update(self, n=1):
+        pass
+
+
+def test_a_sweep_shows_which_run_and_round_it_is_in(tmp_path, monkeypatch):
+    import tqdm.auto
+
+    RecordingBar.shown = []
+    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
+    run_sweep("figure4", tiny(), tmp_path, pairs=[(4, 9), (9, 4)], progress=True)
+    first, second = (RunKey(4, 9, 0.0, False, 0).name, RunKey(9, 4, 0.0, False, 0).name)
+    assert RecordingBar.shown == [
+        f"run 1 of 2 ({first}), starting", f"run 1 of 2 ({first}), round 1 of 2",
+        f"run 1 of 2 ({first}), round 2 of 2",
+        f"run 2 of 2 ({second}), starting", f"run 2 of 2 ({second}), round 1 of 2",
+        f"run 2 of 2 ({second}), round 2 of 2"]
+
+
+def test_force_runs_a_finished_sweep_again_and_keeps_one_line_per_run(tmp_path, monkeypatch):
+    base = tiny(num_rounds=1)
+    run_sweep("figure4", base, tmp_path, pairs=[(4, 9), (9, 4)], progress=False)
+    started = record_runs(monkeypatch)
+    run_sweep("figure4", base, tmp_path, pairs=[(4, 9), (9, 4)], progress=False, force=True)
+    assert started == [RunKey(4, 9, 0.0, False, 0).name, RunKey(9, 4, 0.0, False, 0).name]
+    assert sorted(keys_in(tmp_path)) == [(4, 9, 0.0, False, 0), (9, 4, 0.0, False, 0)]
