@@ -131,7 +131,7 @@ def parse_pairs(text: str) -> list[tuple[int, int]]:
 
 
 def add_start_round_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--start-round", type=int, dest="attack_start_round",
+    parser.add_argument("--start-round", type=int, dest="attack_start_round", metavar="ROUND",
                         help="first round of the attack (default: the profile's, scaled to "
                              "--rounds: round 10 of 40 in quick, round 1 in paper)")
 
@@ -191,14 +191,16 @@ def command_sweep(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="fltutor", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"fltutor {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     help="what to do (fltutor COMMAND --help: its options)")
 
     info = commands.add_parser("info", help="versions, device and where the data comes from")
     info.add_argument("--root", help="data folder to inspect")
     info.set_defaults(handler=command_info)
 
     data = commands.add_parser("data", help="dataset management")
-    data_commands = data.add_subparsers(dest="data_command", required=True)
+    data_commands = data.add_subparsers(dest="data_command", required=True,
+                                        help="what to do with the datasets")
     fetch = data_commands.add_parser("fetch", help="download datasets for offline use")
     fetch.add_argument("--dataset", default="all", help=", ".join([*DATASETS.names(), "all"]))
     fetch.add_argument("--root", help="where to put them (default: $FLTUTOR_DATA or a cache)")

@@ -83,7 +83,8 @@ PYTHON_CASES = [
     (lambda: FedConfig(local_epochs=10**6), "local_epochs=1000000"),
     (lambda: FedConfig(seed=2**64), "seed=18446744073709551616"),
     (lambda: FedConfig(max_per_class=10**12), "max_per_class=1000000000000"),
-    (lambda: FedConfig(partition="shards", shards_per_client=10**9), "shards_per_client=1000000000"),
+    (lambda: FedConfig(partition="shards", shards_per_client=10**9),
+     "shards_per_client=1000000000"),
     (lambda: FedConfig(lr=1e300), "lr=1e+300"),
     # FedConfig: devices that are not there, or no device at all
     *[(lambda name=name: FedConfig(device=name), f"device={name!r}") for name in ABSENT_DEVICES],
