@@ -44,6 +44,8 @@ MAX_CLASSES = 1_000
 MAX_LATENT = 1_000
 #: Learning rates and DP's sigma: far larger ones overflow float32 weights to inf and nan at once.
 MAX_RATE = 1_000.0
+#: DP-SGD's clipping norm C: "no clipping" is a huge C (1e6, say); the noise, sigma * C, stays finite.
+MAX_CLIP = 1e12
 
 
 def check(condition: bool, name: str, value: Any, allowed: str) -> None:

@@ -171,10 +171,13 @@ def split(labels, scheme: str, num_clients: int, *, alpha: float = 1.0, shards_p
     labels = _as_numpy(labels)
     draw = PARTITIONS[scheme]
     check_labels_and_clients(labels, num_clients)
-    exclude = exclude or {}
+    exclude = {} if exclude is None else exclude
+    check(isinstance(exclude, Mapping), "exclude", exclude, "a dict {client: (class, ...)}")
     for client, classes in exclude.items():
         check(is_int(client) and 0 <= client < num_clients, "exclude client", client,
               f"a client index from 0 to {num_clients - 1}")
+        check(isinstance(classes, (tuple, list, set, frozenset)), "exclude classes", classes,
+              "a tuple of class indices, e.g. (4, 9)")
         for c in classes:
             check(is_int(c) and 0 <= c <= labels.max(), "exclude class", c,
                   f"a class index from 0 to {labels.max()}")

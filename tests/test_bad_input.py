@@ -169,6 +169,8 @@ PYTHON_CASES = [
     (lambda: split(LABELS, "iid", 3, max_tries=0), "max_tries=0"),
     (lambda: split(LABELS, "dirichlet", 3, exclude={5: (1,)}), "exclude client=5"),
     (lambda: split(LABELS, "dirichlet", 3, exclude={0: (12,)}), "exclude class=12"),
+    (lambda: split(LABELS, "dirichlet", 3, exclude={0: 4}), "exclude classes=4"),
+    (lambda: split(LABELS, "dirichlet", 3, exclude=[(0, 4)]), "exclude=[(0, 4)]"),
     (lambda: iid(LABELS, 0, RNG), "num_clients=0"),
     (lambda: dirichlet(LABELS, 3, RNG, alpha=-1.0), "alpha=-1.0"),
     (lambda: shards(LABELS, 0, RNG), "num_clients=0"),
@@ -242,6 +244,7 @@ CLI_CASES = [
     ("fedavg --partition dirichlet --exclude 0:0,1,2,3,4,5,6,7,8,9",
      "exclude classes=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)"),
     ("fedavg --mode FedAvg", "mode='FedAvg'"),
+    ("fedavg --data-root ''", "data_root=''"),  # not the current folder in disguise
     ("fedavg --dataset ''", "dataset=''"),
     ("fedavg --partition ''", "partition=''"),
     ("fedavg --profile ''", "profile=''"),  # not the default profile in disguise
@@ -283,8 +286,9 @@ CLI_CASES = [
 @pytest.mark.parametrize("command, named", CLI_CASES, ids=[command for command, _ in CLI_CASES])
 def test_a_bad_option_is_exit_2_and_one_line_before_any_work(command, named, tmp_path, capsys):
     out_dir = tmp_path / "out"
-    argv = [*shlex.split(command), "--out", str(out_dir), "--data-root", str(tmp_path / "nodata"),
-            "--no-progress"]
+    argv = [*shlex.split(command), "--out", str(out_dir), "--no-progress"]
+    if "--data-root" not in argv:
+        argv += ["--data-root", str(tmp_path / "nodata")]
     code, _, err = run_cli(argv, capsys)
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
