@@ -24,7 +24,7 @@ import math
 from typing import Any
 
 #: Clients in a federation: each holds a copy of the model (1 MB for the CRPA classifier) and an
-#: optimizer (Adam: two more copies). The study has 10.
+#: optimizer (Adam: two more copies), so 1,000 clients hold about 3.3 GB. The study has 10.
 MAX_CLIENTS = 1_000
 #: Rounds, local epochs, GAN steps per round: they cost time, not memory; the study runs 300 rounds.
 MAX_ROUNDS = 100_000
@@ -32,9 +32,12 @@ MAX_EPOCHS = 1_000
 MAX_STEPS = 100_000
 #: Training batches: more than MNIST's 60,000 training images (a larger batch is all the data).
 MAX_BATCH = 100_000
-#: Images generated at once (poisoned images per round, GAN batches): each costs about 0.2 MB of
-#: generator activations, so 5,000 (the largest poison of the study) is about 1 GB.
+#: Poisoned images generated per round, all at once: each costs about 0.16 MB of generator
+#: activations (measured on the CPU), so 5,000, the study's largest poison, is about 0.8 GB.
 MAX_GENERATED = 5_000
+#: A GAN training batch: with gradients through generator and discriminator, about 0.5 MB per
+#: image, so 1,000 is about 0.5 GB (the study trains on batches of 250).
+MAX_GAN_BATCH = 1_000
 #: Caps on images kept per class and in the test set: more than any dataset here holds.
 MAX_SAMPLES = 1_000_000
 #: Seeds: torch.manual_seed takes at most 64 bits.
@@ -44,7 +47,7 @@ MAX_CLASSES = 1_000
 MAX_LATENT = 1_000
 #: Learning rates and DP's sigma: far larger ones overflow float32 weights to inf and nan at once.
 MAX_RATE = 1_000.0
-#: DP-SGD's clipping norm C: "no clipping" is a huge C (1e6, say); the noise, sigma * C, stays finite.
+#: DP-SGD's clipping norm C: "no clipping" is a huge C (1e6, say); sigma * C must stay finite.
 MAX_CLIP = 1e12
 
 
@@ -69,8 +72,9 @@ def check_number(name: str, value: Any, low: float, high: float = math.inf, *,
                  open_low: bool = False) -> None:
     ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
           and (value > low if open_low else value >= low) and value <= high)
-    bound = (f"> {low}" if open_low else f">= {low}") + (f" and <= {high}" if high < math.inf else "")
-    check(ok, name, value, f"a finite number {bound}")
+    lower = f"> {low}" if open_low else f">= {low}"
+    upper = f" and <= {high}" if high < math.inf else ""
+    check(ok, name, value, f"a finite number {lower}{upper}")
 
 
 def check_bool(name: str, value: Any) -> None:

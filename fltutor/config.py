@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .aggregators import AGGREGATORS
-from .checks import (MAX_BATCH, MAX_CLIENTS, MAX_EPOCHS, MAX_GENERATED, MAX_LATENT, MAX_RATE,
-                     MAX_ROUNDS, MAX_SAMPLES, MAX_SEED, MAX_STEPS, Checked, check, check_bool,
-                     check_choice, check_class, check_int, check_number, is_int)
+from .checks import (MAX_BATCH, MAX_CLIENTS, MAX_EPOCHS, MAX_GAN_BATCH, MAX_GENERATED,
+                     MAX_LATENT, MAX_RATE, MAX_ROUNDS, MAX_SAMPLES, MAX_SEED, MAX_STEPS, Checked,
+                     check, check_bool, check_choice, check_class, check_int, check_number, is_int)
 from .data import DATASETS
 from .models import MODELS
 from .partition import PARTITIONS
@@ -371,7 +371,7 @@ class CRPAConfig(FedConfig):
               "train on honestly before it attacks)")
         if self.gan_steps is not None:
             check_int("gan_steps", self.gan_steps, 1, MAX_STEPS)
-        check_int("gan_batch_size", self.gan_batch_size, 2, MAX_GENERATED)  # BatchNorm needs two
+        check_int("gan_batch_size", self.gan_batch_size, 2, MAX_GAN_BATCH)  # BatchNorm needs two
         for role in ("generator", "discriminator"):
             check_choice(f"{role}_optimizer", getattr(self, f"{role}_optimizer"), list(OPTIMIZERS))
             check_number(f"{role}_lr", getattr(self, f"{role}_lr"), 0.0, MAX_RATE, open_low=True)

@@ -41,16 +41,16 @@ def _as_numpy(labels) -> np.ndarray:
 def check_labels_and_clients(labels: np.ndarray, num_clients: int) -> None:
     """Labels must be a non-empty 1-D array of class indices, shared by 1 to len(labels) clients.
 
-    >>> check_labels_and_clients(np.array([0, 1, 1]), 4)
+    >>> check_labels_and_clients(np.array([0, 1.5]), 1)
     Traceback (most recent call last):
     ...
-    ValueError: num_clients=4 is not allowed: it must be an integer from 1 to at most the number of training samples (3)
+    ValueError: labels.dtype='float64' is not allowed: it must be an integer type (class indices)
     """
     check(labels.ndim == 1 and len(labels) > 0, "labels.shape", labels.shape,
           "(num_samples,) with at least one sample")
     check(np.issubdtype(labels.dtype, np.integer), "labels.dtype", str(labels.dtype),
-          "an integer type (labels are class indices)")
-    check(labels.min() >= 0, "labels.min()", int(labels.min()), ">= 0 (labels are class indices)")
+          "an integer type (class indices)")
+    check(labels.min() >= 0, "labels.min()", int(labels.min()), ">= 0 (class indices)")
     check(is_int(num_clients) and 1 <= num_clients <= len(labels), "num_clients", num_clients,
           f"an integer from 1 to at most the number of training samples ({len(labels)})")
 

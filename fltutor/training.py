@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import MAX_BATCH, MAX_EPOCHS, MAX_RATE, check_bool, check_choice, check_int, check_number
+from .checks import (MAX_BATCH, MAX_EPOCHS, MAX_RATE, check_bool, check_choice, check_int,
+                     check_number)
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
