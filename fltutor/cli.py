@@ -48,6 +48,13 @@ def parse_exclude(text: str) -> dict[int, tuple[int, ...]]:
     return exclude
 
 
+def folder(text: str) -> str:
+    """A folder option's value, never empty (an unset shell variable, not the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: it must be a folder path")
+    return text
+
+
 def add_federation_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs a federation."""
     parser.add_argument("--dataset", default="mnist", help=", ".join(DATASETS.names()))
@@ -195,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      help="what to do (fltutor COMMAND --help: its options)")
 
     info = commands.add_parser("info", help="versions, device and where the data comes from")
-    info.add_argument("--root", help="data folder to inspect")
+    info.add_argument("--root", type=folder, help="data folder to inspect")
     info.set_defaults(handler=command_info)
 
     data = commands.add_parser("data", help="dataset management")
@@ -203,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         help="what to do with the datasets")
     fetch = data_commands.add_parser("fetch", help="download datasets for offline use")
     fetch.add_argument("--dataset", default="all", help=", ".join([*DATASETS.names(), "all"]))
-    fetch.add_argument("--root", help="where to put them (default: $FLTUTOR_DATA or a cache)")
+    fetch.add_argument("--root", type=folder, help="where to put them (default: $FLTUTOR_DATA or a cache)")
     fetch.set_defaults(handler=command_data_fetch)
 
     fedavg = commands.add_parser("fedavg", help="train a model with federated averaging")

@@ -280,15 +280,21 @@ CLI_CASES = [
     ("sweep figure4 --profile quick --seed 18446744073709551616", "seed=18446744073709551616"),
     ("sweep figure4 --profile paper --rounds 0", "num_rounds=0"),
     ("sweep figure6 --profile quick --pairs 4:4", "target_class=4"),
+    # the other commands
+    ("info --root ''", "argument --root: '' is not allowed"),  # not the current folder
+    ("data fetch --root ''", "argument --root: '' is not allowed"),
+    ("data fetch --dataset cifar10", "'cifar10'"),
 ]
 
 
 @pytest.mark.parametrize("command, named", CLI_CASES, ids=[command for command, _ in CLI_CASES])
 def test_a_bad_option_is_exit_2_and_one_line_before_any_work(command, named, tmp_path, capsys):
     out_dir = tmp_path / "out"
-    argv = [*shlex.split(command), "--out", str(out_dir), "--no-progress"]
-    if "--data-root" not in argv:
-        argv += ["--data-root", str(tmp_path / "nodata")]
+    argv = shlex.split(command)
+    if argv[0] in ("fedavg", "crpa", "sweep"):
+        argv += ["--out", str(out_dir), "--no-progress"]
+        if "--data-root" not in argv:
+            argv += ["--data-root", str(tmp_path / "nodata")]
     code, _, err = run_cli(argv, capsys)
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
