@@ -127,6 +127,9 @@ def parse_pairs(text: str) -> list[tuple[int, int]]:
 
     A pair named twice is refused (it would run once: a typo for another pair, most likely), and
     so is anything but digits, colons and commas (no signs, no spaces).
+
+    >>> parse_pairs("4:9,7:5")
+    [(4, 9), (7, 5)]
     """
     items = text.split(",")
     pairs = [tuple(map(int, item.split(":"))) for item in items
@@ -210,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         help="what to do with the datasets")
     fetch = data_commands.add_parser("fetch", help="download datasets for offline use")
     fetch.add_argument("--dataset", default="all", help=", ".join([*DATASETS.names(), "all"]))
-    fetch.add_argument("--root", type=folder, help="where to put them (default: $FLTUTOR_DATA or a cache)")
+    fetch.add_argument("--root", type=folder,
+                       help="where to put them (default: $FLTUTOR_DATA or a cache)")
     fetch.set_defaults(handler=command_data_fetch)
 
     fedavg = commands.add_parser("fedavg", help="train a model with federated averaging")
@@ -219,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     fedavg.add_argument("--partition", default="iid", help="iid, dirichlet, one-class or shards")
     fedavg.add_argument("--alpha", type=float, default=1.0, help="Dirichlet concentration")
     fedavg.add_argument("--exclude", type=parse_exclude, default={},
-                        help="classes a client must not hold, e.g. '0:4,9'")
+                        help="classes a client must not hold, e.g. '0:4,9;3:1'")
     fedavg.add_argument("--mode", default="fedavg", help="fedavg or fedsgd")
     fedavg.set_defaults(handler=command_fedavg)
 
