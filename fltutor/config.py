@@ -155,6 +155,14 @@ class FedConfig(Checked):
         for name in ("max_per_class", "max_test"):
             if getattr(self, name) is not None:
                 check_int(name, getattr(self, name), 1, MAX_SAMPLES)
+        if self.max_per_class is not None:  # known before loading: at most so many images in all
+            kept = self.max_per_class * self.num_classes
+            check(self.num_clients <= kept, "num_clients", self.num_clients,
+                  f"at most the {kept} training images kept ({self.max_per_class} per class)")
+            if self.partition == "shards":
+                check(self.num_clients * self.shards_per_client <= kept, "shards_per_client",
+                      self.shards_per_client, f"at most {kept // self.num_clients}, so that "
+                      f"{self.num_clients} clients' shards fit in {kept} training images")
         check_int("seed", self.seed, 0, MAX_SEED)
         resolve_device(self.device)
         check(self.data_root is None or (isinstance(self.data_root, str) and self.data_root != ""),

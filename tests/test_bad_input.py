@@ -86,6 +86,9 @@ PYTHON_CASES = [
     (lambda: FedConfig(partition="shards", shards_per_client=10**9),
      "shards_per_client=1000000000"),
     (lambda: FedConfig(lr=1e300), "lr=1e+300"),
+    (lambda: FedConfig(num_clients=21, max_per_class=2), "num_clients=21"),  # 20 images in all
+    (lambda: FedConfig(num_clients=11, partition="shards", max_per_class=2),
+     "shards_per_client=2"),
     # FedConfig: devices that are not there, or no device at all
     *[(lambda name=name: FedConfig(device=name), f"device={name!r}") for name in ABSENT_DEVICES],
     (lambda: FedConfig(device="foo"), "device='foo'"),
@@ -223,6 +226,7 @@ CLI_CASES = [
     ("fedavg --seed 1.5", "invalid int value: '1.5'"),
     ("fedavg --clients 1000000", "num_clients=1000000"),
     ("fedavg --clients -3", "num_clients=-3"),
+    ("fedavg --clients 500 --max-per-class 20", "num_clients=500"),  # 200 images for 500 clients
     ("fedavg --rounds 1000000000", "num_rounds=1000000000"),
     ("fedavg --rounds -1", "num_rounds=-1"),
     ("fedavg --max-per-class 0", "max_per_class=0"),
