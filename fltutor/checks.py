@@ -42,6 +42,10 @@ MAX_GAN_BATCH = 1_000
 MAX_SAMPLES = 1_000_000
 #: Seeds: torch.manual_seed takes at most 64 bits.
 MAX_SEED = 2**64 - 1
+#: The GAN attacker's largest shift of the images it shows its discriminator: half an image.
+MAX_JITTER = 14
+#: Preview samples drawn every round to show the reconstruction improving: a 10 x 10 grid.
+MAX_PREVIEW = 100
 #: Classes a model may output and numbers a generator draws (the study: 10 and 100).
 MAX_CLASSES = 1_000
 MAX_LATENT = 1_000

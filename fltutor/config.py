@@ -35,8 +35,9 @@ import torch
 
 from .aggregators import AGGREGATORS
 from .checks import (MAX_BATCH, MAX_CLIENTS, MAX_EPOCHS, MAX_GAN_BATCH, MAX_GENERATED,
-                     MAX_LATENT, MAX_RATE, MAX_ROUNDS, MAX_SAMPLES, MAX_SEED, MAX_STEPS, Checked,
-                     check, check_bool, check_choice, check_class, check_int, check_number, is_int)
+                     MAX_JITTER, MAX_LATENT, MAX_PREVIEW, MAX_RATE, MAX_ROUNDS, MAX_SAMPLES,
+                     MAX_SEED, MAX_STEPS, Checked, check, check_bool, check_choice, check_class,
+                     check_int, check_number, is_int)
 from .data import DATASETS
 from .models import MODELS
 from .partition import PARTITIONS
@@ -258,12 +259,6 @@ CRPA_PROFILES: dict[str, dict[str, Any]] = {
         discriminator_lr=1e-4,
     ),
 }
-
-
-#: The attacker's largest shift of the images it shows its discriminator: half a 28-pixel image.
-MAX_JITTER = 14
-#: Preview samples drawn every round to show the reconstruction improving: a 10 x 10 grid.
-MAX_PREVIEW = 100
 
 
 def scaled_start_round(profile: dict[str, Any], num_rounds: int) -> int:
