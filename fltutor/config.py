@@ -40,7 +40,7 @@ from .checks import (MAX_BATCH, MAX_CLIENTS, MAX_EPOCHS, MAX_GAN_BATCH, MAX_GENE
                      check_int, check_number, is_int)
 from .data import DATASETS
 from .models import MODELS
-from .partition import PARTITIONS
+from .partition import PARTITIONS, check_exclude
 from .training import OPTIMIZERS
 
 if TYPE_CHECKING:  # the annotation only: importing Opacus takes seconds, runs without DP skip it
@@ -177,15 +177,8 @@ class FedConfig(Checked):
 
     def validate_exclude(self) -> None:
         """``exclude`` must name real clients and classes, and leave a partition possible."""
-        check(isinstance(self.exclude, dict), "exclude", self.exclude,
-              "a dict {client: (class, ...)}")
+        check_exclude(self.exclude, self.num_clients, self.num_classes)
         for client, classes in self.exclude.items():
-            check(is_int(client) and 0 <= client < self.num_clients, "exclude client",
-                  client, f"a client index from 0 to {self.num_clients - 1}")
-            check(isinstance(classes, (tuple, list, set, frozenset)), "exclude classes", classes,
-                  "a tuple of class indices, e.g. (4, 9)")
-            for c in classes:
-                check_class("exclude class", c, self.num_classes)
             check(len(set(classes)) < self.num_classes, "exclude classes", classes,
                   f"fewer than all {self.num_classes} classes (client {client} must hold some)")
         check(self.partition != "iid" or not any(self.exclude.values()), "exclude", self.exclude,

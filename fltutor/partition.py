@@ -21,7 +21,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from .checks import check, check_int, check_number, is_int
+from .checks import check, check_class, check_int, check_number, is_int
 from .registry import Registry
 
 #: Every scheme takes ``(labels, num_clients, rng)`` and the keyword options it needs
@@ -53,6 +53,18 @@ def check_labels_and_clients(labels: np.ndarray, num_clients: int) -> None:
     check(labels.min() >= 0, "labels.min()", int(labels.min()), ">= 0 (class indices)")
     check(is_int(num_clients) and 1 <= num_clients <= len(labels), "num_clients", num_clients,
           f"an integer from 1 to at most the number of training samples ({len(labels)})")
+
+
+def check_exclude(exclude: Mapping[int, Iterable[int]], num_clients: int, num_classes: int) -> None:
+    """``exclude`` must map real clients to collections of real classes."""
+    check(isinstance(exclude, Mapping), "exclude", exclude, "a dict {client: (class, ...)}")
+    for client, classes in exclude.items():
+        check(is_int(client) and 0 <= client < num_clients, "exclude client", client,
+              f"a client index from 0 to {num_clients - 1}")
+        check(isinstance(classes, (tuple, list, set, frozenset)), "exclude classes", classes,
+              "a tuple of class indices, e.g. (4, 9)")
+        for c in classes:
+            check_class("exclude class", c, num_classes)
 
 
 def _equal_sizes(total: int, parts: int) -> np.ndarray:
@@ -172,15 +184,7 @@ def split(labels, scheme: str, num_clients: int, *, alpha: float = 1.0, shards_p
     draw = PARTITIONS[scheme]
     check_labels_and_clients(labels, num_clients)
     exclude = {} if exclude is None else exclude
-    check(isinstance(exclude, Mapping), "exclude", exclude, "a dict {client: (class, ...)}")
-    for client, classes in exclude.items():
-        check(is_int(client) and 0 <= client < num_clients, "exclude client", client,
-              f"a client index from 0 to {num_clients - 1}")
-        check(isinstance(classes, (tuple, list, set, frozenset)), "exclude classes", classes,
-              "a tuple of class indices, e.g. (4, 9)")
-        for c in classes:
-            check(is_int(c) and 0 <= c <= labels.max(), "exclude class", c,
-                  f"a class index from 0 to {labels.max()}")
+    check_exclude(exclude, num_clients, int(labels.max()) + 1)
     check_int("seed", seed, 0)
     check_int("max_tries", max_tries, 1)
     rng = np.random.default_rng(seed)
