@@ -1,4 +1,4 @@
-"""The ``fltutor`` command: environment info, dataset download, and experiments to disk.
+"""The fltutor command: environment info, dataset download, and experiments to disk.
 
 Bad input stops the command before any work, with exit code 2 and one line that names the value
 and what is allowed (no traceback).
@@ -7,12 +7,13 @@ and what is allowed (no traceback).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from . import __version__
 from .config import FedConfig, default_profile
 from .data import DATASETS, DataUnavailableError
-from .sweep import FIGURES
+from .sweep import FIGURES, MAX_SWEEP_SEEDS
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -23,13 +24,31 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def parse_exclude(text: str) -> dict[int, tuple[int, ...]]:
-    """``"0:4,9;3:1"`` -> ``{0: (4, 9), 3: (1,)}`` (client: classes it must not hold)."""
-    try:
-        pairs = [item.split(":") for item in text.split(";") if item]
-        return {int(client): tuple(int(c) for c in classes.split(",")) for client, classes in pairs}
-    except ValueError:
+    """``"0:4,9;3:1"`` -> ``{0: (4, 9), 3: (1,)}`` (client: classes it must not hold).
+
+    A client named twice keeps all the classes it was given: ``"0:4;0:9"`` is ``{0: (4, 9)}``.
+    Anything but digits, colons, commas and semicolons is refused (no signs, no spaces).
+
+    >>> parse_exclude("0:4;0:9,4")
+    {0: (4, 9)}
+    """
+    items = [item for item in text.split(";") if item]
+    if not all(re.fullmatch(r"[0-9]+:[0-9]+(,[0-9]+)*", item) for item in items):
         raise argparse.ArgumentTypeError(
-            f"exclude={text!r} is not allowed: use CLIENT:CLASS,CLASS;CLIENT:CLASS") from None
+            f"exclude={text!r} is not allowed: use CLIENT:CLASS,CLASS;CLIENT:CLASS, e.g. 0:4,9")
+    exclude: dict[int, tuple[int, ...]] = {}
+    for item in items:
+        client, classes = item.split(":")
+        kept_away = [*exclude.get(int(client), ()), *map(int, classes.split(","))]
+        exclude[int(client)] = tuple(dict.fromkeys(kept_away))
+    return exclude
+
+
+def folder(text: str) -> str:
+    """A folder option's value, never empty (an unset shell variable, not the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: it must be a folder path")
+    return text
 
 
 def add_federation_options(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +59,8 @@ def add_federation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-per-class", type=int,
                         help="training images kept per class (default: the profile's)")
     parser.add_argument("--max-test", type=int, help="test images kept (default: the profile's)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed: the same seed repeats a CPU run exactly (default: 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--data-root", help="dataset folder (default: $FLTUTOR_DATA or a cache)")
     parser.add_argument("--fallback", action="store_true",
@@ -62,9 +82,14 @@ def federation_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
+def given(args: argparse.Namespace, *names: str) -> dict:
+    """The options among ``names`` that the user set (the others keep the profile's values)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def make_config(config_class, args: argparse.Namespace, **fields):
     """A validated config from the shared options plus ``fields``; says which profile it used."""
-    profile = args.profile or default_profile(args.device)
+    profile = args.profile if args.profile is not None else default_profile(args.device)
     config = config_class.from_profile(profile, **federation_settings(args), **fields)
     if args.profile is None:
         print(f"profile: {profile} (the default on this device; choose with --profile)")
@@ -97,15 +122,27 @@ def command_fedavg(args: argparse.Namespace) -> None:
 
 
 def parse_pairs(text: str) -> list[tuple[int, int]]:
-    """``"4:9,7:5"`` -> ``[(4, 9), (7, 5)]`` (generate_class: target_class)."""
-    try:
-        pairs = [tuple(int(c) for c in item.split(":")) for item in text.split(",")]
-    except ValueError:
-        pairs = []
-    if not pairs or any(len(pair) != 2 for pair in pairs):
-        raise argparse.ArgumentTypeError(f"pairs={text!r} is not allowed: use G:T,G:T, "
-                                         f"e.g. 4:9,7:5")
+    """``"4:9,7:5"`` -> ``[(4, 9), (7, 5)]`` (generate_class: target_class).
+
+    A pair named twice is refused (it would run once: a typo for another pair, most likely), and
+    so is anything but digits, colons and commas (no signs, no spaces).
+
+    >>> parse_pairs("4:9,7:5")
+    [(4, 9), (7, 5)]
+    """
+    items = text.split(",")
+    pairs = [tuple(map(int, item.split(":"))) for item in items
+             if re.fullmatch(r"[0-9]+:[0-9]+", item)]
+    if len(pairs) != len(items) or len(set(pairs)) != len(pairs):
+        raise argparse.ArgumentTypeError(f"pairs={text!r} is not allowed: use G:T,G:T with "
+                                         f"each pair once, e.g. 4:9,7:5")
     return pairs
+
+
+def add_start_round_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--start-round", type=int, dest="attack_start_round", metavar="ROUND",
+                        help="first round of the attack (default: the profile's, scaled to "
+                             "--rounds: round 10 of 40 in quick, round 1 in paper)")
 
 
 def add_dp_options(parser: argparse.ArgumentParser) -> None:
@@ -138,13 +175,10 @@ def command_crpa(args: argparse.Namespace) -> None:
     if args.no_poison and args.attack not in (None, "reconstruction"):
         raise ValueError(f"attack={args.attack!r} is not allowed with --no-poison, which means "
                          f"attack='reconstruction'")
-    attack = "reconstruction" if args.no_poison else args.attack or "crpa"
-    fields = dict(generate_class=args.generate, target_class=args.target, attack=attack,
-                  alpha=args.alpha, free_rider=args.free_rider, dp=dp_settings(args))
-    for field in ("poison_count", "attack_start_round"):
-        if getattr(args, field) is not None:
-            fields[field] = getattr(args, field)
-    config = make_config(CRPAConfig, args, **fields)
+    attack = "reconstruction" if args.no_poison else "crpa" if args.attack is None else args.attack
+    config = make_config(CRPAConfig, args, generate_class=args.generate, target_class=args.target,
+                         attack=attack, alpha=args.alpha, free_rider=args.free_rider,
+                         dp=dp_settings(args), **given(args, "poison_count", "attack_start_round"))
     summary = run_crpa(config, args.out, progress=not args.no_progress,
                        force=args.force)["summary"]
     print(f"AAA {summary['aaa']:.4f}, final test accuracy {summary['final_test_accuracy']:.4f} "
@@ -157,7 +191,7 @@ def command_sweep(args: argparse.Namespace) -> None:
     from .config import CRPAConfig
     from .sweep import FIGURE_FILES, run_sweep
 
-    config = make_config(CRPAConfig, args)
+    config = make_config(CRPAConfig, args, **given(args, "attack_start_round"))
     results = run_sweep(args.figure, config, args.out, seeds=args.seeds, pairs=args.pairs,
                         progress=not args.no_progress, force=args.force)
     figures = ", ".join(FIGURE_FILES[args.figure])
@@ -167,26 +201,29 @@ def command_sweep(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="fltutor", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"fltutor {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     help="what to do (fltutor COMMAND --help: its options)")
 
     info = commands.add_parser("info", help="versions, device and where the data comes from")
-    info.add_argument("--root", help="data folder to inspect")
+    info.add_argument("--root", type=folder, help="data folder to inspect")
     info.set_defaults(handler=command_info)
 
     data = commands.add_parser("data", help="dataset management")
-    data_commands = data.add_subparsers(dest="data_command", required=True)
+    data_commands = data.add_subparsers(dest="data_command", required=True,
+                                        help="what to do with the datasets")
     fetch = data_commands.add_parser("fetch", help="download datasets for offline use")
     fetch.add_argument("--dataset", default="all", help=", ".join([*DATASETS.names(), "all"]))
-    fetch.add_argument("--root", help="where to put them (default: $FLTUTOR_DATA or a cache)")
+    fetch.add_argument("--root", type=folder,
+                       help="where to put them (default: $FLTUTOR_DATA or a cache)")
     fetch.set_defaults(handler=command_data_fetch)
 
     fedavg = commands.add_parser("fedavg", help="train a model with federated averaging")
     add_federation_options(fedavg)
-    fedavg.add_argument("--clients", type=int, default=10)
+    fedavg.add_argument("--clients", type=int, default=10, help="number of clients (default: 10)")
     fedavg.add_argument("--partition", default="iid", help="iid, dirichlet, one-class or shards")
     fedavg.add_argument("--alpha", type=float, default=1.0, help="Dirichlet concentration")
     fedavg.add_argument("--exclude", type=parse_exclude, default={},
-                        help="classes a client must not hold, e.g. '0:4,9'")
+                        help="classes a client must not hold, e.g. '0:4,9;3:1'")
     fedavg.add_argument("--mode", default="fedavg", help="fedavg or fedsgd")
     fedavg.set_defaults(handler=command_fedavg)
 
@@ -198,8 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Dirichlet concentration (0: one class per client, the default)")
     crpa.add_argument("--attack", help="crpa (default), reconstruction, label-flip or none")
     crpa.add_argument("--poison-count", type=int, help="generated images per round")
-    crpa.add_argument("--start-round", type=int, dest="attack_start_round",
-                      help="first round of the attack (default: the profile's; 1 in the paper)")
+    add_start_round_option(crpa)
     crpa.add_argument("--no-poison", action="store_true",
                       help="reconstruction only (same as --attack reconstruction)")
     crpa.add_argument("--free-rider", action="store_true", help="the attacker holds no data")
@@ -210,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("figure", choices=FIGURES,
                        help="figure4 (all pairs), figure6 (alphas) or figure8 (DP)")
     add_federation_options(sweep)
-    sweep.add_argument("--seeds", type=int, default=1, help="seeds per setting, from --seed on")
+    add_start_round_option(sweep)
+    sweep.add_argument("--seeds", type=int, default=1,
+                       help=f"seeds per setting, from --seed on (1 to {MAX_SWEEP_SEEDS})")
     sweep.add_argument("--pairs", type=parse_pairs, help="class pairs G:T,... (default: the "
                        "figure's own: all for figure4, else the extremes of a figure4 sweep)")
     sweep.set_defaults(handler=command_sweep)

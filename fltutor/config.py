@@ -1,8 +1,8 @@
 """Experiment settings: one validated dataclass, and the two profiles that fill it in.
 
 Every run in fltutor (a notebook cell, the command line, a sweep) starts from a ``FedConfig``.
-A bad value fails in ``__post_init__``, before any data is loaded or any model trained, with a
-one-line message that names the value and what is allowed.
+A bad value fails as the config is made, before any data is loaded or any model trained, with a
+one-line message that names the value and what is allowed; so does a field set later.
 
 Profiles
 --------
@@ -15,22 +15,32 @@ Profiles
 >>> FedConfig(num_clients=0)
 Traceback (most recent call last):
 ...
-ValueError: num_clients=0 is not allowed: it must be an integer >= 1
+ValueError: num_clients=0 is not allowed: it must be an integer >= 1 and <= 1000
+>>> config = FedConfig()
+>>> config.num_rounds = -1
+Traceback (most recent call last):
+...
+ValueError: num_rounds=-1 is not allowed: it must be an integer >= 1 and <= 100000
+>>> config.num_rounds  # the refused value was not kept
+5
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .aggregators import AGGREGATORS
+from .checks import (MAX_BATCH, MAX_CLIENTS, MAX_EPOCHS, MAX_GAN_BATCH, MAX_GENERATED,
+                     MAX_JITTER, MAX_LATENT, MAX_PREVIEW, MAX_RATE, MAX_ROUNDS, MAX_SAMPLES,
+                     MAX_SEED, MAX_STEPS, Checked, check, check_bool, check_choice, check_class,
+                     check_int, check_number, is_int)
 from .data import DATASETS
 from .models import MODELS
-from .partition import PARTITIONS
+from .partition import PARTITIONS, check_exclude
 from .training import OPTIMIZERS
 
 if TYPE_CHECKING:  # the annotation only: importing Opacus takes seconds, runs without DP skip it
@@ -54,15 +64,32 @@ PROFILES: dict[str, dict[str, Any]] = {
 MODES = ("fedavg", "fedsgd")
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """The device to compute on: CUDA if present, then Apple's MPS, then the CPU (for ``auto``)."""
-    if name != "auto":
-        return torch.device(name)
+def _has_mps() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def available_devices() -> list[str]:
+    """The devices this machine can compute on: ``cpu``, ``cuda`` and ``cuda:N``, ``mps``."""
+    names = ["cpu"]
     if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+        names += ["cuda", *(f"cuda:{index}" for index in range(torch.cuda.device_count()))]
+    if _has_mps():
+        names.append("mps")
+    return names
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The device to compute on: CUDA if present, then Apple's MPS, then the CPU (for ``auto``).
+
+    A device this machine does not have is refused in one line that lists those it has (torch
+    itself would accept ``cuda`` on a machine without a GPU and fail only at the first tensor).
+    """
+    devices = available_devices()
+    if name == "auto":
+        return torch.device("cuda" if "cuda" in devices else "mps" if "mps" in devices else "cpu")
+    check(isinstance(name, str) and name in devices, "device", name,
+          f"one of auto, {', '.join(devices)} (the devices on this machine)")
+    return torch.device(name)
 
 
 def default_profile(device: str = "auto") -> str:
@@ -70,41 +97,17 @@ def default_profile(device: str = "auto") -> str:
     return "paper" if resolve_device(device).type == "cuda" else "quick"
 
 
-def check(condition: bool, name: str, value: Any, allowed: str) -> None:
-    """Raise the project's standard one-line ValueError unless ``condition`` holds."""
-    if not condition:
-        raise ValueError(f"{name}={value!r} is not allowed: it must be {allowed}")
-
-
-def check_int(name: str, value: Any, minimum: int) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-    check(ok, name, value, f"an integer >= {minimum}")
-
-
-def check_choice(name: str, value: Any, choices) -> None:
-    check(value in choices, name, value, "one of " + ", ".join(map(str, choices)))
-
-
-def check_class(name: str, value: Any, num_classes: int) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < num_classes
-    check(ok, name, value, f"a class index from 0 to {num_classes - 1}")
-
-
-def check_number(name: str, value: Any, low: float, high: float = math.inf, *, open_low=False) -> None:
-    ok = isinstance(value, (int, float)) and math.isfinite(value) and value <= high
-    ok = ok and (value > low if open_low else value >= low)
-    bound = f"> {low}" if open_low else f">= {low}"
-    check(ok, name, value, f"a finite number {bound}" + (f" and <= {high}" if high < math.inf else ""))
-
-
 @dataclass
-class FedConfig:
+class FedConfig(Checked):
     """Settings of one federated-learning run (names follow the project's fixed vocabulary).
 
     ``partition`` is how the training data is split over clients: ``iid``, ``dirichlet`` (with
     ``alpha``; alpha = 0 is the study's one-class-per-client setting), ``one-class`` or ``shards``.
     ``exclude`` maps a client to classes it must not hold (the CRPA attacker holds neither G nor T).
     ``dp`` trains every client with record-level DP-SGD (``fltutor.defenses.dp.DPConfig``).
+
+    Every field is checked when the config is made and again when one is set later
+    (``fltutor.checks.Checked``); the upper bounds are in ``fltutor.checks``.
     """
 
     dataset: str = "mnist"
@@ -132,44 +135,55 @@ class FedConfig:
     profile: str = "custom"
     dp: DPConfig | None = None
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        """Check every field; ``__post_init__`` and every later assignment call this."""
         check_choice("dataset", self.dataset, DATASETS.names())
-        check_int("num_clients", self.num_clients, 1)
+        check_int("num_clients", self.num_clients, 1, MAX_CLIENTS)
         check_choice("partition", self.partition, PARTITIONS.names())
         check_number("alpha", self.alpha, 0.0)
-        check_int("shards_per_client", self.shards_per_client, 1)
-        num_classes = DATASETS[self.dataset].num_classes
-        check(isinstance(self.exclude, dict), "exclude", self.exclude,
-              "a dict {client: (class, ...)}")
-        for client, classes in self.exclude.items():
-            check(isinstance(client, int) and 0 <= client < self.num_clients, "exclude client",
-                  client, f"a client index from 0 to {self.num_clients - 1}")
-            check(isinstance(classes, (tuple, list, set, frozenset)), "exclude classes", classes,
-                  "a tuple of class indices, e.g. (4, 9)")
-            for c in classes:
-                check_class("exclude class", c, num_classes)
-        check_int("num_rounds", self.num_rounds, 1)
-        check_int("local_epochs", self.local_epochs, 1)
-        check_int("batch_size", self.batch_size, 1)
-        check_number("lr", self.lr, 0.0, open_low=True)
+        check_int("shards_per_client", self.shards_per_client, 1, MAX_CLIENTS)
+        self.validate_exclude()
+        check_int("num_rounds", self.num_rounds, 1, MAX_ROUNDS)
+        check_int("local_epochs", self.local_epochs, 1, MAX_EPOCHS)
+        check_int("batch_size", self.batch_size, 1, MAX_BATCH)
+        check_number("lr", self.lr, 0.0, MAX_RATE, open_low=True)
         check_choice("optimizer", self.optimizer, list(OPTIMIZERS))
+        check_bool("keep_optimizer_state", self.keep_optimizer_state)
         check_number("client_fraction", self.client_fraction, 0.0, 1.0, open_low=True)
         check_choice("mode", self.mode, MODES)
         check_choice("aggregator", self.aggregator, AGGREGATORS.names())
         check_choice("model", self.model, MODELS.names())
         for name in ("max_per_class", "max_test"):
             if getattr(self, name) is not None:
-                check_int(name, getattr(self, name), 1)
-        check_int("seed", self.seed, 0)
-        try:
-            resolve_device(self.device)
-        except (RuntimeError, TypeError):
-            check(False, "device", self.device, "auto, cpu, cuda, cuda:N or mps")
+                check_int(name, getattr(self, name), 1, MAX_SAMPLES)
+        if self.max_per_class is not None:  # known before loading: at most so many images in all
+            kept = self.max_per_class * self.num_classes
+            check(self.num_clients <= kept, "num_clients", self.num_clients,
+                  f"at most the {kept} training images kept ({self.max_per_class} per class)")
+            if self.partition == "shards":
+                check(self.num_clients * self.shards_per_client <= kept, "shards_per_client",
+                      self.shards_per_client, f"at most {kept // self.num_clients}, so that "
+                      f"{self.num_clients} clients' shards fit in {kept} training images")
+        check_int("seed", self.seed, 0, MAX_SEED)
+        resolve_device(self.device)
+        check(self.data_root is None or (isinstance(self.data_root, str) and self.data_root != ""),
+              "data_root", self.data_root, "None or a folder path")
+        check_bool("allow_fallback", self.allow_fallback)
         check_choice("profile", self.profile, [*PROFILES, "custom"])
         if self.dp is not None:
             from .defenses.dp import DPConfig  # imported only when asked for (see above)
 
             check(isinstance(self.dp, DPConfig), "dp", self.dp, "None or a DPConfig")
+
+    def validate_exclude(self) -> None:
+        """``exclude`` must name real clients and classes, and leave a partition possible."""
+        check_exclude(self.exclude, self.num_clients, self.num_classes)
+        for client, classes in self.exclude.items():
+            check(len(set(classes)) < self.num_classes, "exclude classes", classes,
+                  f"fewer than all {self.num_classes} classes (client {client} must hold some)")
+        check(self.partition != "iid" or not any(self.exclude.values()), "exclude", self.exclude,
+              "empty with partition='iid', where every client holds every class (use "
+              "dirichlet, one-class or shards)")
 
     @classmethod
     def from_profile(cls, profile: str | None = None, **overrides: Any):
@@ -177,7 +191,8 @@ class FedConfig:
 
         ``profile=None`` picks the default for the device (``paper`` on CUDA, else ``quick``).
         """
-        profile = profile or default_profile(overrides.get("device", "auto"))
+        if profile is None:
+            profile = default_profile(overrides.get("device", "auto"))
         check_choice("profile", profile, PROFILES)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(overrides) - known)
@@ -239,6 +254,19 @@ CRPA_PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+def scaled_start_round(profile: dict[str, Any], num_rounds: int) -> int:
+    """The profile's first attack round for a run of ``num_rounds``: its honest rounds keep their
+    share of the run (the profile's ``attack_start_round - 1`` honest rounds of its own length).
+
+    >>> [scaled_start_round(CRPA_PROFILES["quick"], rounds) for rounds in (40, 5, 4, 100)]
+    [10, 2, 1, 23]
+    >>> scaled_start_round(CRPA_PROFILES["paper"], 30)
+    1
+    """
+    honest_rounds = profile["attack_start_round"] - 1
+    return 1 + honest_rounds * num_rounds // profile["num_rounds"]
+
+
 @dataclass
 class CRPAConfig(FedConfig):
     """Settings of a run with one malicious client (Becker et al. 2025), on top of ``FedConfig``.
@@ -274,7 +302,8 @@ class CRPAConfig(FedConfig):
       learn G at all; a generator trained against a model that knows nothing of G has nothing
       to reconstruct, and its poison then only keeps G from ever being learnt. The study's 300
       rounds leave time for both; the reference code of the GAN attack also waits until the
-      global model is accurate before it attacks;
+      global model is accurate before it attacks. A run of another length keeps the share of
+      honest rounds (round 2 of 5, see ``scaled_start_round``);
     - 20 poisoned images per round: one tenth of a client's 200, the study's 500 to 5,000;
     - the generator trains with Adam (lr 5e-4, beta1 0.5), 30 steps of 32 per round. The
       study's SGD at 1e-3 for one epoch moves it too little to follow the global model in
@@ -308,8 +337,8 @@ class CRPAConfig(FedConfig):
     latent_dim: int = 100
     preview_count: int = 8
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
         from .attacks import ATTACKS  # the attacks build on the federation, which imports config
 
         check_choice("attack", self.attack, ATTACKS.names())
@@ -318,7 +347,7 @@ class CRPAConfig(FedConfig):
         check_class("target_class", self.target_class, self.num_classes)
         check(self.target_class != self.generate_class, "target_class", self.target_class,
               f"a class other than generate_class={self.generate_class}")
-        check(isinstance(self.attacker, int) and 0 <= self.attacker < self.num_clients,
+        check(is_int(self.attacker) and 0 <= self.attacker < self.num_clients,
               "attacker", self.attacker, f"a client index from 0 to {self.num_clients - 1}")
         check(self.partition != "iid", "partition", self.partition,
               f"one of {', '.join(p for p in PARTITIONS.names() if p != 'iid')}: under iid "
@@ -326,33 +355,43 @@ class CRPAConfig(FedConfig):
               f"target_class={self.target_class}")
         check(hasattr(MODELS[self.model], "fake_label"), "model", self.model,
               "a model with the attacker's extra fake output (classifier)")
-        check(isinstance(self.attack_start_round, int) and
-              1 <= self.attack_start_round <= self.num_rounds, "attack_start_round",
-              self.attack_start_round, f"a round from 1 to num_rounds={self.num_rounds}")
-        check_int("poison_count", self.poison_count, 1)
-        check(isinstance(self.free_rider, bool), "free_rider", self.free_rider, "True or False")
+        check(is_int(self.attack_start_round) and 1 <= self.attack_start_round <= self.num_rounds,
+              "attack_start_round", self.attack_start_round,
+              f"a round from 1 to num_rounds={self.num_rounds}")
+        check_int("poison_count", self.poison_count, 1, MAX_GENERATED)
+        check_bool("free_rider", self.free_rider)
         check(not (self.free_rider and self.attack == "none"), "free_rider", self.free_rider,
               "False when attack='none' (the control run has no attacker)")
         check(not (self.free_rider and self.attack_start_round > 1), "free_rider",
               self.free_rider, "False when attack_start_round > 1 (a free rider has nothing to "
               "train on honestly before it attacks)")
         if self.gan_steps is not None:
-            check_int("gan_steps", self.gan_steps, 1)
-        check_int("gan_batch_size", self.gan_batch_size, 2)  # BatchNorm needs two samples
+            check_int("gan_steps", self.gan_steps, 1, MAX_STEPS)
+        check_int("gan_batch_size", self.gan_batch_size, 2, MAX_GAN_BATCH)  # BatchNorm needs two
         for role in ("generator", "discriminator"):
             check_choice(f"{role}_optimizer", getattr(self, f"{role}_optimizer"), list(OPTIMIZERS))
-            check_number(f"{role}_lr", getattr(self, f"{role}_lr"), 0.0, open_low=True)
-        check_int("gan_jitter", self.gan_jitter, 0)
-        check_number("gan_smoothness", self.gan_smoothness, 0.0)
-        check_int("latent_dim", self.latent_dim, 1)
-        check_int("preview_count", self.preview_count, 1)
+            check_number(f"{role}_lr", getattr(self, f"{role}_lr"), 0.0, MAX_RATE, open_low=True)
+        check_int("gan_jitter", self.gan_jitter, 0, MAX_JITTER)
+        check_number("gan_smoothness", self.gan_smoothness, 0.0, MAX_RATE)
+        check_int("latent_dim", self.latent_dim, 1, MAX_LATENT)
+        check_int("preview_count", self.preview_count, 1, MAX_PREVIEW)
 
     @classmethod
     def from_profile(cls, profile: str | None = None, **overrides: Any):
-        """The profile's federation and CRPA values, then ``overrides`` on top."""
-        profile = profile or default_profile(overrides.get("device", "auto"))
+        """The profile's federation and CRPA values, then ``overrides`` on top.
+
+        A run shorter or longer than the profile's that names no ``attack_start_round`` gets
+        the profile's start scaled to its length (``scaled_start_round``): ``quick`` attacks
+        from round 10 of 40, so from round 2 of 5; ``paper`` always from round 1.
+        """
+        if profile is None:
+            profile = default_profile(overrides.get("device", "auto"))
         check_choice("profile", profile, CRPA_PROFILES)
-        return super().from_profile(profile, **{**CRPA_PROFILES[profile], **overrides})
+        values = {**CRPA_PROFILES[profile], **overrides}
+        rounds = values.get("num_rounds", PROFILES[profile]["num_rounds"])
+        if "attack_start_round" not in overrides and is_int(rounds) and rounds >= 1:
+            values["attack_start_round"] = scaled_start_round(CRPA_PROFILES[profile], rounds)
+        return super().from_profile(profile, **values)
 
     def placement_exclude(self) -> dict[int, tuple[int, ...]]:
         """``exclude`` plus the study's placement: the attacker holds neither G nor T.

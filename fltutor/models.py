@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checks import MAX_CLASSES, MAX_LATENT, check_int, check_number
 from .registry import Registry
 
 MODELS = Registry("model")
@@ -34,6 +35,8 @@ class Classifier(nn.Sequential):
     """
 
     def __init__(self, num_classes: int = 10, dropout: float = 0.3):
+        check_int("num_classes", num_classes, 1, MAX_CLASSES)
+        check_number("dropout", dropout, 0.0, 1.0)
         super().__init__(
             nn.Conv2d(1, 64, kernel_size=5, stride=2, padding=2),  # 28x28 -> 14x14
             nn.LeakyReLU(LEAKY_SLOPE),
@@ -68,6 +71,7 @@ class Generator(nn.Sequential):
     """
 
     def __init__(self, latent_dim: int = 100):
+        check_int("latent_dim", latent_dim, 1, MAX_LATENT)
         super().__init__(
             nn.Linear(latent_dim, 7 * 7 * 256, bias=False),
             nn.BatchNorm1d(7 * 7 * 256, track_running_stats=False),
@@ -105,6 +109,7 @@ class LeNet5(nn.Sequential):
     """
 
     def __init__(self, num_classes: int = 10):
+        check_int("num_classes", num_classes, 1, MAX_CLASSES)
         super().__init__(
             nn.Conv2d(1, 6, kernel_size=5, padding=2),  # 28x28
             nn.Tanh(),

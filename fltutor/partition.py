@@ -21,10 +21,13 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from .checks import check, check_class, check_int, check_number, is_int
 from .registry import Registry
 
 #: Every scheme takes ``(labels, num_clients, rng)`` and the keyword options it needs
-#: (``alpha``, ``shards_per_client``, ``exclude``); it ignores the others.
+#: (``alpha``, ``shards_per_client``, ``exclude``); it ignores the others. Each one checks what
+#: it is given first (``check_labels_and_clients``), so a direct call with impossible arguments
+#: fails in one line too.
 PARTITIONS = Registry("partition")
 
 #: The Dirichlet concentrations of the CRPA study's non-IID experiments (0 = one class each).
@@ -33,6 +36,35 @@ STUDY_ALPHAS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 10.0)
 
 def _as_numpy(labels) -> np.ndarray:
     return labels.cpu().numpy() if hasattr(labels, "cpu") else np.asarray(labels)
+
+
+def check_labels_and_clients(labels: np.ndarray, num_clients: int) -> None:
+    """Labels must be a non-empty 1-D array of class indices, shared by 1 to len(labels) clients.
+
+    >>> check_labels_and_clients(np.array([0, 1.5]), 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels.dtype='float64' is not allowed: it must be an integer type (class indices)
+    """
+    check(labels.ndim == 1 and len(labels) > 0, "labels.shape", labels.shape,
+          "(num_samples,) with at least one sample")
+    check(np.issubdtype(labels.dtype, np.integer), "labels.dtype", str(labels.dtype),
+          "an integer type (class indices)")
+    check(labels.min() >= 0, "labels.min()", int(labels.min()), ">= 0 (class indices)")
+    check(is_int(num_clients) and 1 <= num_clients <= len(labels), "num_clients", num_clients,
+          f"an integer from 1 to at most the number of training samples ({len(labels)})")
+
+
+def check_exclude(exclude: Mapping[int, Iterable[int]], num_clients: int, num_classes: int) -> None:
+    """``exclude`` must map real clients to collections of real classes."""
+    check(isinstance(exclude, Mapping), "exclude", exclude, "a dict {client: (class, ...)}")
+    for client, classes in exclude.items():
+        check(is_int(client) and 0 <= client < num_clients, "exclude client", client,
+              f"a client index from 0 to {num_clients - 1}")
+        check(isinstance(classes, (tuple, list, set, frozenset)), "exclude classes", classes,
+              "a tuple of class indices, e.g. (4, 9)")
+        for c in classes:
+            check_class("exclude class", c, num_classes)
 
 
 def _equal_sizes(total: int, parts: int) -> np.ndarray:
@@ -45,6 +77,7 @@ def _equal_sizes(total: int, parts: int) -> np.ndarray:
 @PARTITIONS.register("iid")
 def iid(labels: np.ndarray, num_clients: int, rng: np.random.Generator, **_unused) -> list[np.ndarray]:
     """Shuffle all samples and deal them out in equal shares (McMahan et al. 2017)."""
+    check_labels_and_clients(labels, num_clients)
     order = rng.permutation(len(labels))
     return [np.sort(part) for part in np.array_split(order, num_clients)]
 
@@ -57,6 +90,7 @@ def one_class_per_client(labels: np.ndarray, num_clients: int, rng: np.random.Ge
     With more clients than classes, the clients that share a class share its samples equally;
     with fewer, the classes left over are held by nobody.
     """
+    check_labels_and_clients(labels, num_clients)
     num_classes = int(labels.max()) + 1
     class_of_client = rng.permutation(max(num_classes, num_clients))[:num_clients] % num_classes
     parts: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * num_clients
@@ -79,6 +113,8 @@ def dirichlet(labels: np.ndarray, num_clients: int, rng: np.random.Generator, *,
     one-class-per-client limit. A client with ``exclude``d classes gets a mix without them (at
     large alpha nearly every mix holds every class, so re-drawing would never meet the constraint).
     """
+    check_labels_and_clients(labels, num_clients)
+    check_number("alpha", alpha, 0.0)
     if alpha == 0:
         return one_class_per_client(labels, num_clients, rng)
     num_classes = int(labels.max()) + 1
@@ -112,6 +148,11 @@ def shards(labels: np.ndarray, num_clients: int, rng: np.random.Generator, *,
     This is the pathological non-IID split of McMahan et al. (2017): with two shards each, most
     clients see two classes.
     """
+    check_labels_and_clients(labels, num_clients)
+    check(is_int(shards_per_client) and 1 <= shards_per_client
+          and num_clients * shards_per_client <= len(labels), "shards_per_client",
+          shards_per_client, f"an integer >= 1 with num_clients * shards_per_client at most the "
+          f"number of training samples ({len(labels)})")
     order = rng.permutation(len(labels))
     order = order[np.argsort(labels[order], kind="stable")]
     pieces = np.array_split(order, num_clients * shards_per_client)
@@ -141,11 +182,12 @@ def split(labels, scheme: str, num_clients: int, *, alpha: float = 1.0, shards_p
     """
     labels = _as_numpy(labels)
     draw = PARTITIONS[scheme]
-    if num_clients > len(labels):
-        raise ValueError(f"num_clients={num_clients} is not allowed: it must be at most the "
-                         f"number of training samples ({len(labels)})")
+    check_labels_and_clients(labels, num_clients)
+    exclude = {} if exclude is None else exclude
+    check_exclude(exclude, num_clients, int(labels.max()) + 1)
+    check_int("seed", seed, 0)
+    check_int("max_tries", max_tries, 1)
     rng = np.random.default_rng(seed)
-    exclude = exclude or {}
     for _ in range(max_tries):
         parts = draw(labels, num_clients, rng, alpha=alpha, shards_per_client=shards_per_client,
                      exclude=exclude)

@@ -39,6 +39,8 @@ from .experiments import (atomic_write, check_fields, differences, read_json,
                           run_crpa, save_figure, unusable, usable_out_dir, write_json)
 from .partition import STUDY_ALPHAS
 
+#: Seeds per setting of a sweep: figure 4 with 100 seeds is already 9,000 runs.
+MAX_SWEEP_SEEDS = 100
 FIGURES = ("figure4", "figure6", "figure8")
 RESULTS = "results.jsonl"
 SETTINGS = "sweep.json"
@@ -123,8 +125,8 @@ def read_results(out_dir: Path) -> list[dict]:
             result = json.loads(line)
         except json.JSONDecodeError as error:
             raise unusable(path, f"line {number} is not valid JSON ({error})",
-                           f"delete that line (its run is then done again), or use another "
-                           f"--out") from None
+                           "delete that line (its run is then done again), or use another "
+                           "--out") from None
         results.append(check_fields(path, result, RESULT_FIELDS, f"line {number}"))
     return results
 
@@ -180,7 +182,7 @@ def run_sweep(figure: str, base: CRPAConfig, out_dir: str | Path, seeds: int = 1
     """
     from tqdm.auto import tqdm
 
-    check_int("seeds", seeds, 1)
+    check_int("seeds", seeds, 1, MAX_SWEEP_SEEDS)
     check(isinstance(force, bool), "force", force, "True or False")
     out_dir = usable_out_dir(out_dir)
     done = read_results(out_dir)

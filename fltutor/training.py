@@ -15,6 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import (MAX_BATCH, MAX_EPOCHS, MAX_RATE, check_bool, check_choice, check_int,
+                     check_number)
+
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "sgd": torch.optim.SGD,
@@ -35,6 +38,14 @@ class LocalTraining:
     optimizer: str
     lr: float
     keep_optimizer_state: bool
+
+    def __post_init__(self) -> None:
+        check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        if self.batch_size is not None:
+            check_int("batch_size", self.batch_size, 1, MAX_BATCH)
+        check_choice("optimizer", self.optimizer, list(OPTIMIZERS))
+        check_number("lr", self.lr, 0.0, MAX_RATE, open_low=True)
+        check_bool("keep_optimizer_state", self.keep_optimizer_state)
 
     @classmethod
     def from_config(cls, config) -> "LocalTraining":

@@ -7,6 +7,7 @@ these tests so that a run takes a second; the command's code path is unchanged.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -15,7 +16,10 @@ import sys
 import pytest
 
 import fltutor.data as data_module
+import fltutor.experiments as experiments
+import fltutor.sweep as sweep
 from fltutor import __version__
+from fltutor.cli import build_parser
 from helpers import run_cli
 from fltutor.config import PROFILES
 from fltutor.data import default_root
@@ -130,3 +134,76 @@ def test_data_fetch_offline_says_how_to_fix_it(monkeypatch, tmp_path, capsys):
     code, _, err = run_cli(["data", "fetch", "--dataset", "mnist", "--root", str(tmp_path)], capsys)
     assert code == 1
     assert len(err.strip().splitlines()) == 1 and "fltutor data fetch --root DIR" in err
+
+
+def test_the_top_help_is_plain_text(capsys):
+    code, out, _ = run_cli(["--help"], capsys)
+    assert code == 0
+    assert "The fltutor command: environment info" in out and "``" not in out
+
+
+def all_parsers(parser: argparse.ArgumentParser):
+    """``parser`` and every sub-command's parser under it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from all_parsers(child)
+
+
+def test_every_option_has_help_text():
+    missing = [f"{parser.prog} {action.option_strings or action.dest}"
+               for parser in all_parsers(build_parser()) for action in parser._actions
+               if not action.help or action.help == argparse.SUPPRESS]
+    assert missing == []
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Replace the experiment runners with recorders: the configs the commands would run."""
+    configs = {}
+    summary = {"summary": dict(final_test_accuracy=0.5, aaa=0.5, rounds=1, total_seconds=0.0)}
+
+    def fedavg(config, out_dir, progress=True):
+        configs["fedavg"] = config
+        return summary
+
+    def crpa(config, out_dir, progress=True):
+        configs["crpa"] = config
+        return summary
+
+    def run_sweep(figure, base, out_dir, **options):
+        configs["sweep"] = base
+        return []
+
+    monkeypatch.setattr(experiments, "run_fedavg", fedavg)
+    monkeypatch.setattr(experiments, "run_crpa", crpa)
+    monkeypatch.setattr(sweep, "run_sweep", run_sweep)
+    return configs
+
+
+def test_a_client_named_twice_in_exclude_keeps_every_class(recorded, tmp_path, capsys):
+    code, _, err = run_cli(["fedavg", "--device", "cpu", "--partition", "dirichlet",
+                            "--exclude", "0:4;3:1;0:9,4", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert recorded["fedavg"].exclude == {0: (4, 9), 3: (1,)}
+
+
+@pytest.mark.parametrize("command", [["crpa", "--generate", "4", "--target", "9"],
+                                     ["sweep", "figure4"]])
+def test_a_short_quick_run_attacks_after_the_same_share_of_rounds(command, recorded, tmp_path,
+                                                                  capsys):
+    code, _, err = run_cli([*command, "--profile", "quick", "--device", "cpu", "--rounds", "5",
+                            "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    config = recorded[command[0]]
+    assert (config.num_rounds, config.attack_start_round) == (5, 2)  # 10 of 40 in the profile
+
+
+@pytest.mark.parametrize("command", [["crpa", "--generate", "4", "--target", "9"],
+                                     ["sweep", "figure4"]])
+def test_an_explicit_start_round_is_kept(command, recorded, tmp_path, capsys):
+    code, _, err = run_cli([*command, "--profile", "quick", "--device", "cpu", "--rounds", "5",
+                            "--start-round", "5", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert recorded[command[0]].attack_start_round == 5

@@ -42,7 +42,7 @@ from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from opacus.validators import ModuleValidator
 from torch import nn
 
-from ..config import check, check_number
+from ..checks import MAX_CLIP, MAX_RATE, Checked, check, check_number
 from ..training import LocalTraining, train_epochs
 
 if TYPE_CHECKING:
@@ -61,13 +61,15 @@ RENYI_ORDERS = ([1 + x / 1000 for x in range(1, 10)] + [1 + x / 100 for x in ran
 
 
 @dataclass
-class DPConfig:
+class DPConfig(Checked):
     """Settings of DP-SGD on every client; the defaults are the CRPA study's (Becker et al. 2025).
 
     ``noise_multiplier`` (sigma): the noise's standard deviation in units of the clipping norm.
     ``max_grad_norm`` (C): the largest norm one record's gradient keeps after clipping.
     ``lr``: DP-SGD's learning rate; DP training uses plain SGD instead of the client's optimizer.
     ``delta``: the delta of the reported (epsilon, delta) guarantee, well below 1 / records.
+    Sigma and lr stay at most 1,000 and C at most 1e12 (``fltutor.checks``): far larger ones
+    overflow the float32 weights. A field set later is checked again (``fltutor.checks.Checked``).
 
     >>> DPConfig(delta=1.0)
     Traceback (most recent call last):
@@ -80,12 +82,12 @@ class DPConfig:
     lr: float = 0.25
     delta: float = 1e-6
 
-    def __post_init__(self) -> None:
-        check_number("noise_multiplier", self.noise_multiplier, 0.0)
-        check_number("max_grad_norm", self.max_grad_norm, 0.0, open_low=True)
-        check_number("lr", self.lr, 0.0, open_low=True)
-        check(isinstance(self.delta, (int, float)) and 0 < self.delta < 1, "delta", self.delta,
-              "a number with 0 < delta < 1")
+    def validate(self) -> None:
+        check_number("noise_multiplier", self.noise_multiplier, 0.0, MAX_RATE)
+        check_number("max_grad_norm", self.max_grad_norm, 0.0, MAX_CLIP, open_low=True)
+        check_number("lr", self.lr, 0.0, MAX_RATE, open_low=True)
+        check(isinstance(self.delta, (int, float)) and not isinstance(self.delta, bool)
+              and 0 < self.delta < 1, "delta", self.delta, "a number with 0 < delta < 1")
 
 
 def poisson_sample_rate(num_samples: int, batch_size: int | None) -> float:
