@@ -164,11 +164,11 @@ def recorded(monkeypatch):
     configs = {}
     summary = {"summary": dict(final_test_accuracy=0.5, aaa=0.5, rounds=1, total_seconds=0.0)}
 
-    def fedavg(config, out_dir, progress=True):
+    def fedavg(config, out_dir, **options):
         configs["fedavg"] = config
         return summary
 
-    def crpa(config, out_dir, progress=True):
+    def crpa(config, out_dir, **options):
         configs["crpa"] = config
         return summary
 
