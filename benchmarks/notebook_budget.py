@@ -1,10 +1,10 @@
-"""Each notebook's time and memory against the course's budgets: wall s, kernel CPU s, peak, longest cell.
+"""Each notebook's kernel CPU seconds, peak memory and slowest cell, against the course's budgets.
 
 What it measures: each notebook (all, or those named) runs once, top to bottom, in a fresh
 kernel started by nbclient, the library behind ``jupyter nbconvert --execute``. For the kernel
 process it reads from Linux's ``/proc`` the CPU time of all its threads (user + system, plus any
 child processes it waited for) and its peak resident memory (``VmHWM``, the high-water mark of
-the memory it really held); it also times every code cell.
+the memory it really held), for the whole notebook and for every code cell.
 
 The budgets hold for the quick profile on an idle two-core machine: a course runs on Binder and
 on students' laptops, and CI runs every notebook on every change. On a busy machine the wall
@@ -12,11 +12,11 @@ seconds grow with the load (the load average is printed); CPU seconds and the pe
 So a cell is judged on the kernel's CPU seconds in it: for a cell that computes, they bound the
 seconds it takes on an idle machine (torch's threads only make the wall time shorter). Its wall
 seconds are listed too, for a cell that waits rather than computes.
-The test suite asserts the peak only, and runs nothing twice: ``notebooks/conftest.py`` reads
-the kernel that nbval started for its own run and prints this table in pytest's summary.
 
-Cells are numbered as nbval numbers them (code cells only, from 0), so ``Cell 7`` here is the
-test ``notebooks/NAME.ipynb::Cell 7`` there.
+The test suite asserts the peak only, and runs nothing twice for it: ``notebooks/conftest.py``
+reads the kernel that nbval started for its own run, and prints this table in pytest's summary.
+Cells are numbered as nbval numbers them (code cells only, from 0): ``Cell 7`` here is the test
+``notebooks/NAME.ipynb::Cell 7`` there.
 
     python benchmarks/notebook_budget.py                        # every notebook in notebooks/
     python benchmarks/notebook_budget.py --notebooks 00_start_here,01_federated_learning --markdown
@@ -112,7 +112,7 @@ class CellTime:
 
 @dataclass
 class NotebookRun:
-    """One notebook's run: wall seconds from the kernel's start, its code cells, the kernel's usage."""
+    """One notebook's run: wall seconds from the kernel's start, its code cells, kernel usage."""
 
     name: str
     wall_s: float
@@ -177,7 +177,7 @@ def run_notebook(path: Path, cell_timeout: int) -> NotebookRun:
     started = time.perf_counter()
     with client.setup_kernel(stderr=subprocess.DEVNULL):  # the kernel's warnings: not ours
         pid = kernel_pid(client.km)
-        code_cells = [(i, cell) for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
+        code_cells = [(i, c) for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
         for number, (index, cell) in enumerate(code_cells):
             began, cpu_before = time.perf_counter(), kernel_cpu_s(pid)
             try:

@@ -1,4 +1,4 @@
-"""Each notebook's kernel is measured while nbval runs it: the peak memory is asserted, times listed.
+"""Each notebook's kernel is measured while nbval runs it: its peak memory asserted, times listed.
 
 nbval runs a notebook's code cells as test items, one after another, in one kernel. Right after
 the last cell, one more item, ``NAME.ipynb::kernel peak memory``, reads that kernel's peak
@@ -13,6 +13,7 @@ smaller machine leaves: ``FLTUTOR_NOTEBOOK_PEAK_MIB=1000 python -m pytest notebo
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -38,8 +39,8 @@ def peak_ceiling_mib() -> float:
     try:
         ceiling = float(text)
     except ValueError:
-        ceiling = float("nan")
-    if not ceiling > 0 or ceiling == float("inf"):
+        ceiling = math.nan
+    if not (math.isfinite(ceiling) and ceiling > 0):
         raise pytest.UsageError(f"{CEILING_VARIABLE}={text!r} is not allowed: it must be a "
                                 f"finite number of MiB > 0 (default {PEAK_MEMORY_MIB})")
     return ceiling
@@ -48,9 +49,8 @@ def peak_ceiling_mib() -> float:
 class KernelPeakMemory(pytest.Item):
     """Runs after a notebook's last cell: its kernel's peak resident memory against the ceiling."""
 
-    def __init__(self, *, ceiling_mib: float, **kwargs):
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.ceiling_mib = ceiling_mib
         self.started: float | None = None  # set as the first cell's setup starts the kernel
         self.cells: list[CellTime] = []
         self.run: NotebookRun | None = None  # what the summary table shows
@@ -65,10 +65,11 @@ class KernelPeakMemory(pytest.Item):
                                usage)
         if usage is None:
             pytest.skip("the kernel's peak memory cannot be read here: it needs Linux's /proc")
-        if usage.peak_mib > self.ceiling_mib:
+        ceiling = self.config.stash[CEILING]
+        if usage.peak_mib > ceiling:
             pytest.fail(f"{self.path.name}: the kernel's peak resident memory was "
-                        f"{usage.peak_mib:,.0f} MiB, above the ceiling of {self.ceiling_mib:,.0f} "
-                        f"MiB: run lighter settings in the notebook", pytrace=False)
+                        f"{usage.peak_mib:,.0f} MiB, above the ceiling of {ceiling:,.0f} MiB: "
+                        f"run lighter settings in the notebook", pytrace=False)
 
     def reportinfo(self):
         return self.path, None, f"{self.path.name}: kernel peak memory"
@@ -88,12 +89,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if isinstance(item, IPyNbCell):
             count = last_cell.get(item.parent, (0, 0))[1]
             last_cell[item.parent] = (index, count + 1)
-    ceiling = config.stash[CEILING]
     for notebook, (index, selected) in last_cell.items():
         code_cells = sum(cell.cell_type == "code" for cell in notebook.nb.cells)
         if selected == code_cells:  # a notebook run in part says nothing about its peak
             config.stash[MEASURED][notebook.nodeid] = KernelPeakMemory.from_parent(
-                notebook, name="kernel peak memory", ceiling_mib=ceiling)
+                notebook, name="kernel peak memory")
     for notebook, (index, _) in reversed(last_cell.items()):  # from the end: indices stay right
         if notebook.nodeid in config.stash[MEASURED]:
             items.insert(index + 1, config.stash[MEASURED][notebook.nodeid])
@@ -125,7 +125,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     measured = [m for m in config.stash.get(MEASURED, {}).values() if m.run is not None]
     if not measured:
         return
-    ceiling = measured[0].ceiling_mib
+    ceiling = config.stash[CEILING]
     terminalreporter.write_sep("-", "notebook budgets")
     terminalreporter.write_line(budgets_line(ceiling) + " Wall s includes the kernel's start.")
     for line in budget_table([m.run for m in measured], False, ceiling).splitlines():

@@ -92,8 +92,8 @@ def test_notebook_budget_refuses_an_unknown_notebook_in_one_line(tmp_path):
                            "--notebooks", "only,missing"], cwd=BENCHMARKS, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 2
-    assert done.stderr.splitlines() == [
-        f"notebooks='only,missing' is not allowed: use names from only (the notebooks in {tmp_path})"]
+    assert done.stderr.splitlines() == [f"notebooks='only,missing' is not allowed: use names "
+                                        f"from only (the notebooks in {tmp_path})"]
     assert done.stdout == ""
 
 

@@ -113,3 +113,14 @@ def test_committed_notebooks_have_no_outputs():
                                                 cell.get("execution_count") is not None):
                 dirty.append(f"{path.name} cell {number}")
     assert not dirty, "strip the outputs of: " + ", ".join(dirty)
+
+
+def test_every_committed_notebook_gets_its_peak_memory_check():
+    # Collected as the README's test command collects (pyproject's options, from the root), with
+    # tests/conftest.py among the doctest modules: two files named conftest.py must not clash.
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                           "tests/conftest.py", "notebooks"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = {line for line in done.stdout.splitlines() if line.endswith("::kernel peak memory")}
+    assert checks == {f"notebooks/{path.name}::kernel peak memory" for path in committed_notebooks()}
