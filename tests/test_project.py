@@ -1,5 +1,6 @@
 """The project's promises outside the package: the README's test command is what CI runs, every
-environment file installs the same packages, and committed notebooks carry no outputs.
+environment file installs the same packages, committed notebooks carry no outputs, and that test
+run checks every notebook's peak memory.
 """
 
 from __future__ import annotations
@@ -123,4 +124,5 @@ def test_every_committed_notebook_gets_its_peak_memory_check():
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     checks = {line for line in done.stdout.splitlines() if line.endswith("::kernel peak memory")}
-    assert checks == {f"notebooks/{path.name}::kernel peak memory" for path in committed_notebooks()}
+    expected = {f"notebooks/{path.name}::kernel peak memory" for path in committed_notebooks()}
+    assert checks == expected
