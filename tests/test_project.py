@@ -105,17 +105,6 @@ def committed_notebooks() -> list[Path]:
         return sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_committed_notebooks_have_no_outputs():
-    dirty = []
-    for path in committed_notebooks():
-        cells = json.loads(path.read_text())["cells"]
-        for number, cell in enumerate(cells):
-            if cell["cell_type"] == "code" and (cell.get("outputs") or
-                                                cell.get("execution_count") is not None):
-                dirty.append(f"{path.name} cell {number}")
-    assert not dirty, "strip the outputs of: " + ", ".join(dirty)
-
-
 def test_every_committed_notebook_gets_its_peak_memory_check():
     # Collected as the README's test command collects (pyproject's options, from the root), with
     # tests/conftest.py among the doctest modules: two files named conftest.py must not clash.
@@ -126,3 +115,15 @@ def test_every_committed_notebook_gets_its_peak_memory_check():
     checks = {line for line in done.stdout.splitlines() if line.endswith("::kernel peak memory")}
     expected = {f"notebooks/{path.name}::kernel peak memory" for path in committed_notebooks()}
     assert checks == expected
+
+
+def test_committed_notebooks_have_no_outputs():
+    dirty = []
+    for path in committed_notebooks():
+        cells = json.loads(path.read_text())["cells"]
+        for number, cell in enumerate(cells):
+            if cell["cell_type"] == "code" and (cell.get("outputs") or
+                                                cell.get("execution_count") is not None):
+                dirty.append(f"{path.name} cell {number}")
+    assert not dirty, "strip the outputs of: " + ", ".join(dirty)
+
