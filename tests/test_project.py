@@ -126,4 +126,3 @@ def test_committed_notebooks_have_no_outputs():
                                                 cell.get("execution_count") is not None):
                 dirty.append(f"{path.name} cell {number}")
     assert not dirty, "strip the outputs of: " + ", ".join(dirty)
-
