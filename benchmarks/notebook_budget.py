@@ -159,8 +159,8 @@ HEADER = ["notebook", "budget", "slowest cell", "code cells", "wall s", "kernel 
 
 
 def budgets_line(peak_ceiling_mib: float = PEAK_MEMORY_MIB) -> str:
-    return (f"Budgets: {CPU_BUDGET_S} kernel CPU s per notebook, {CELL_BUDGET_S} s per cell, "
-            f"{peak_ceiling_mib:,.0f} MiB kernel peak.")
+    return (f"Budgets: {CPU_BUDGET_S} kernel CPU s per notebook, {CELL_BUDGET_S} s per cell "
+            f"(judged on its kernel CPU s), {peak_ceiling_mib:,.0f} MiB kernel peak.")
 
 
 def budget_table(runs: list[NotebookRun], markdown: bool,
@@ -203,6 +203,9 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args()
     known = sorted(path.stem for path in args.folder.glob("*.ipynb"))
+    if not known:
+        parser.exit(2, f"folder='{args.folder}' is not allowed: it must be a folder that holds "
+                       f"notebooks (.ipynb)\n")
     chosen = args.notebooks.split(",") if args.notebooks else known
     if not set(chosen) <= set(known):
         parser.exit(2, f"notebooks={args.notebooks!r} is not allowed: use names from "
