@@ -216,7 +216,9 @@ def main() -> None:
     runs = []
     for name in chosen:
         runs.append(run_notebook(args.folder / f"{name}.ipynb", args.cell_timeout))
-        print(f"  {name}: done in {runs[-1].wall_s:.0f} s", flush=True)
+        usage = runs[-1].usage
+        measured = f", kernel CPU {usage.cpu_s:.0f} s, peak {usage.peak_mib:,.0f} MiB" if usage else ""
+        print(f"  {name}: done in {runs[-1].wall_s:.0f} s{measured}", flush=True)
     print()
     print(budget_table(runs, args.markdown))
     if any(run.failed_cell is not None for run in runs):
