@@ -215,10 +215,11 @@ def main() -> None:
     print(budgets_line() + " Each notebook runs once in a fresh kernel.\n")
     runs = []
     for name in chosen:
-        runs.append(run_notebook(args.folder / f"{name}.ipynb", args.cell_timeout))
-        usage = runs[-1].usage
-        measured = f", kernel CPU {usage.cpu_s:.0f} s, peak {usage.peak_mib:,.0f} MiB" if usage else ""
-        print(f"  {name}: done in {runs[-1].wall_s:.0f} s{measured}", flush=True)
+        run = run_notebook(args.folder / f"{name}.ipynb", args.cell_timeout)
+        runs.append(run)
+        figures = (f"; kernel CPU {run.usage.cpu_s:.0f} s, peak {run.usage.peak_mib:,.0f} MiB"
+                   if run.usage else "")
+        print(f"  {name}: done in {run.wall_s:.0f} s{figures}", flush=True)
     print()
     print(budget_table(runs, args.markdown))
     if any(run.failed_cell is not None for run in runs):
