@@ -1,19 +1,23 @@
 """The benchmarks still run against the current package (a smoke test: no timing is checked).
 
 A benchmark is only run by hand, so a change to the package can break it unnoticed; this runs
-each one at its smallest scale and checks that it prints a full table of positive numbers.
+each one at its smallest scale and checks that it prints a full table of positive numbers. The
+notebook budget, and the memory check that notebooks/conftest.py adds to nbval's run, are tried
+on tiny notebooks written here, not on the course's (those take minutes).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "benchmarks"
 
 
 def run_benchmark(script: str, *options: str) -> list[list[str]]:
@@ -22,7 +26,12 @@ def run_benchmark(script: str, *options: str) -> list[list[str]]:
     done = subprocess.run([sys.executable, script, "--device", "cpu", "--markdown", *options],
                           cwd=BENCHMARKS, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    return markdown_rows(done.stdout)
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    """The rows (under the header and its rule) of the Markdown table in ``text``."""
+    table = [line for line in text.splitlines() if line.startswith("| ")]
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
 
 
@@ -42,3 +51,74 @@ def test_fedavg_benchmark_times_engine_and_loop():
     assert sorted(row[2] for row in rows) == ["engine", "plain loop"]
     assert all(float(row[4]) > 0 for row in rows)  # seconds per round
     assert all(float(row[6]) > 0 for row in rows if row[2] == "engine")  # plain / engine
+
+
+def tiny_notebook(folder: Path, name: str, *sources: str) -> None:
+    """Write ``folder/NAME.ipynb`` with one markdown cell and a code cell per source."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    cells = [new_markdown_cell(f"# {name}")] + [new_code_cell(source) for source in sources]
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": kernelspec}),
+                   folder / f"{name}.ipynb")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_notebook_budget_measures_the_kernel_that_ran_the_cells(tmp_path):
+    # 400 MiB written byte by byte is resident in the kernel, far above this test's own process
+    tiny_notebook(tmp_path, "heavy", "import time\ntime.sleep(1.5)",
+                  "block = b'x' * (400 * 2**20)\ndel block",
+                  "total = sum(i * i for i in range(5 * 10**6))")
+    tiny_notebook(tmp_path, "light", "x = 1")
+    done = subprocess.run([sys.executable, "notebook_budget.py", "--folder", str(tmp_path),
+                           "--markdown"], cwd=BENCHMARKS, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = {row[0]: row for row in markdown_rows(done.stdout)}
+    assert sorted(rows) == ["heavy", "light"]
+    name, budget, slowest, cells, *figures = rows["heavy"]
+    wall, cpu, peak, slowest_cpu, slowest_wall = [float(f.replace(",", "")) for f in figures]
+    assert (budget, slowest, cells) == ("within", "Cell 2", "3")  # the sum computes; sleep waits
+    assert wall >= 1.5  # the sleep
+    assert 0.2 < slowest_cpu <= slowest_wall + 0.05 and slowest_cpu < cpu
+    assert peak >= 400
+    assert float(rows["light"][6].replace(",", "")) < 300  # each notebook has a kernel of its own
+
+
+def test_notebook_budget_refuses_an_unknown_notebook_in_one_line(tmp_path):
+    tiny_notebook(tmp_path, "only", "x = 1")
+    done = subprocess.run([sys.executable, "notebook_budget.py", "--folder", str(tmp_path),
+                           "--notebooks", "only,missing"], cwd=BENCHMARKS, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"notebooks='only,missing' is not allowed: use names "
+                                        f"from only (the notebooks in {tmp_path})"]
+    assert done.stdout == ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_nbval_run_fails_the_notebook_whose_kernel_peaks_above_the_ceiling(tmp_path):
+    # The repository's layout in miniature: the conftest, the module it imports, two notebooks.
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")  # this folder is the root, not the repo
+    skip = shutil.ignore_patterns("*.ipynb", "__pycache__")
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks", ignore=skip)
+    shutil.copytree(BENCHMARKS, tmp_path / "benchmarks", ignore=skip)
+    tiny_notebook(tmp_path / "notebooks", "light", "x = 1", "y = x + 1")
+    tiny_notebook(tmp_path / "notebooks", "heavy", "block = b'x' * (300 * 2**20)", "del block")
+    env = {**os.environ, "FLTUTOR_NOTEBOOK_PEAK_MIB": "250"}  # the light kernel holds ~60 MiB
+    done = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
+                           "-v", "notebooks"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 1, done.stdout + done.stderr
+    for notebook, outcome in [("light", "PASSED"), ("heavy", "FAILED")]:
+        assert any(line.startswith(f"notebooks/{notebook}.ipynb::kernel peak memory {outcome}")
+                   for line in lines)
+    failure = [line for line in lines if line.startswith("heavy.ipynb: the kernel's peak")]
+    assert len(failure) == 1 and failure[0].endswith(
+        "above the ceiling of 250 MiB: run lighter settings in the notebook")
+    assert "1 failed, 5 passed" in lines[-1]  # the four cells and the light notebook's peak
+    summary = [line.split() for line in done.stdout.split("notebook budgets", 1)[1].splitlines()]
+    assert ["heavy", "over:", "memory"] in [words[:3] for words in summary]
+    assert ["light", "within"] in [words[:2] for words in summary]

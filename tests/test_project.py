@@ -1,5 +1,6 @@
 """The project's promises outside the package: the README's test command is what CI runs, every
-environment file installs the same packages, and committed notebooks carry no outputs.
+environment file installs the same packages, committed notebooks carry no outputs, and that test
+run checks every notebook's peak memory.
 """
 
 from __future__ import annotations
@@ -102,6 +103,18 @@ def committed_notebooks() -> list[Path]:
         return [ROOT / name for name in listed.split()]
     except (OSError, subprocess.SubprocessError):
         return sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_every_committed_notebook_gets_its_peak_memory_check():
+    # Collected as the README's test command collects (pyproject's options, from the root), with
+    # tests/conftest.py among the doctest modules: two files named conftest.py must not clash.
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                           "tests/conftest.py", "notebooks"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = {line for line in done.stdout.splitlines() if line.endswith("::kernel peak memory")}
+    expected = {f"notebooks/{path.name}::kernel peak memory" for path in committed_notebooks()}
+    assert checks == expected
 
 
 def test_committed_notebooks_have_no_outputs():
