@@ -16,7 +16,7 @@ from typing import Any, Callable
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import HTML, clear_output, display
+from IPython.display import HTML
 
 from .attacks import GAN_ATTACKS
 from .config import CRPAConfig, FedConfig, resolve_device
@@ -92,10 +92,10 @@ def show_in(image: widgets.Image, figure) -> None:
     """Show ``figure`` in ``image`` as a PNG, in place of what it showed, then release the figure.
 
     Why an image widget and not an ``Output`` redrawn with ``clear_output(wait=True)`` and
-    ``display``: that is two messages whose routing the browser works out from the cell that is
-    running, and with several live views redrawn in turn from one cell (a plot per metric and
-    the samples) they came out blank or half drawn. Setting an image's value is one update
-    that replaces the whole picture, from a cell or from a button alike.
+    ``display``: that takes two messages, which the browser files under whichever ``Output``
+    claims the running cell, and with several live views redrawn in turn from one cell (a plot
+    per metric, the samples) it is where the blank and half-drawn views were seen. An image's
+    new value is one update that replaces the whole picture, from a cell or a button alike.
     """
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
