@@ -8,13 +8,15 @@ notebook run without a frontend (nbval) gets the same numbers by calling those f
 from __future__ import annotations
 
 import html
+import io
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import HTML, clear_output, display
+from IPython.display import HTML
 
 from .attacks import GAN_ATTACKS
 from .config import CRPAConfig, FedConfig, resolve_device
@@ -27,7 +29,7 @@ from .viz import (metric_curves, pair_name, partition_comparison, partition_heat
 
 
 class LivePlot:
-    """Metric curves in an ipywidgets ``Output``, redrawn after every round of every federation.
+    """Metric curves in an image widget (``output``), redrawn after every round of every federation.
 
     Why: a federation takes seconds to minutes; watching accuracy climb (or stall) round by round
     is the point of the exercise. Attach one observer per federation, each with its own label:
@@ -35,6 +37,9 @@ class LivePlot:
         live = LivePlot(num_rounds=5)
         display(live.output)
         federation.observers.append(live.observer("iid"))
+
+    A label already in use gets a number ("iid #2"): every run keeps a line of its own, and the
+    points of two runs are never joined into one.
     """
 
     def __init__(self, metric: str = "test_accuracy", num_rounds: int | None = None,
@@ -43,11 +48,12 @@ class LivePlot:
         self.num_rounds = num_rounds
         self.title = title
         self.histories: dict[str, list[dict]] = {}
-        self.output = widgets.Output()
+        self.output = widgets.Image(format="png")
 
     def observer(self, label: str) -> Observer:
-        """An observer that adds each round's ``metric`` to the curve called ``label``."""
-        history = self.histories.setdefault(label, [])
+        """An observer that adds each round's ``metric`` to a new curve called ``label``."""
+        label = unique_label(label, self.histories)
+        history = self.histories[label] = []
 
         def observe(record: RoundRecord) -> None:
             history.append({"round": record.round, self.metric: record.to_json()[self.metric]})
@@ -58,7 +64,7 @@ class LivePlot:
     def reset(self) -> None:
         """Forget all curves (before a new set of runs)."""
         self.histories.clear()
-        self.output.clear_output()
+        self.output.value = b""
 
     def redraw(self) -> None:
         """Draw every curve so far, on a round axis fixed to ``num_rounds`` when given."""
@@ -68,12 +74,69 @@ class LivePlot:
         show_in(self.output, figure)
 
 
-def show_in(output: widgets.Output, figure) -> None:
-    """Replace what ``output`` shows with ``figure``, then release the figure."""
-    with output:
-        clear_output(wait=True)
-        display(figure)
+def unique_label(label: str, taken) -> str:
+    """``label``, or ``label #2``, ``#3``, ... if it is taken already.
+
+    >>> unique_label("crpa", {"crpa": [], "crpa #2": []})
+    'crpa #3'
+    """
+    number = 1
+    unique = label
+    while unique in taken:
+        number += 1
+        unique = f"{label} #{number}"
+    return unique
+
+
+def show_in(image: widgets.Image, figure) -> None:
+    """Show ``figure`` in ``image`` as a PNG, in place of what it showed, then release the figure.
+
+    Why an image widget and not an ``Output`` redrawn with ``clear_output(wait=True)`` and
+    ``display``: that takes two messages, which the browser files under whichever ``Output``
+    claims the running cell, and with several live views redrawn in turn from one cell (a plot
+    per metric, the samples) it is where the blank and half-drawn views were seen. An image's
+    new value is one update that replaces the whole picture, from a cell or a button alike.
+    """
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
     plt.close(figure)
+    image.value = buffer.getvalue()
+
+
+class RoundProgress:
+    """"round k of R, about N s left" in a label, updated every round by an observer.
+
+    Why: an explorer's run takes minutes; the line says how far it is and how long the rest
+    will take, estimated from the mean time of the rounds so far (drawing included). One
+    ``RoundProgress`` follows all the rounds of one button press (``total_rounds``), over one or
+    more federations; after an interrupt ``interrupted()`` says where it stopped.
+    """
+
+    def __init__(self, label: widgets.Label, total_rounds: int,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.label = label
+        self.total_rounds = total_rounds
+        self.clock = clock
+        self.rounds_done = 0
+        self.started = clock()
+
+    def observer(self, prefix: str = "") -> Observer:
+        """An observer that counts a finished round and rewrites the label."""
+
+        def observe(record: RoundRecord) -> None:
+            self.rounds_done += 1
+            seconds_per_round = (self.clock() - self.started) / self.rounds_done
+            left = seconds_per_round * (self.total_rounds - self.rounds_done)
+            self.label.value = (f"{prefix}round {self.rounds_done} of {self.total_rounds}, "
+                                f"about {left:.0f} s left")
+
+        return observe
+
+    def finished(self) -> str:
+        return f"done: {self.rounds_done} rounds in {self.clock() - self.started:.0f} s"
+
+    def interrupted(self) -> str:
+        return f"interrupted after round {self.rounds_done} of {self.total_rounds}"
 
 
 @dataclass
@@ -100,18 +163,22 @@ def partition_configs(config: FedConfig, alpha: float) -> dict[str, FedConfig]:
 
 
 def compare_partitions(config: FedConfig, alpha: float, data: Data | None = None,
-                       live: LivePlot | None = None, progress: bool = True) -> PartitionComparison:
+                       live: LivePlot | None = None, progress: bool = True,
+                       rounds: RoundProgress | None = None) -> PartitionComparison:
     """Run ``config`` once with IID clients and once with Dirichlet(``alpha``) clients.
 
     Why: non-IID data is what slows FedAvg down and what the CRPA attack feeds on; the gap
     between the two curves is the cost of heterogeneity. Each client draws its class mix from
-    Dir(alpha) (Hsu et al. 2019); alpha = 0 gives every client a single class.
+    Dir(alpha) (Hsu et al. 2019); alpha = 0 gives every client a single class. ``live`` draws
+    the curves as they grow, ``rounds`` counts the rounds of both runs in one line.
     """
     counts, histories = {}, {}
     for label, run_config in partition_configs(config, alpha).items():
         federation = Federation.build(run_config, data)
         if live is not None:
             federation.observers.append(live.observer(label))
+        if rounds is not None:
+            federation.observers.append(rounds.observer(f"{label}: "))
         counts[label] = federation.class_counts()
         histories[label] = federation.run(progress=progress)
         data = federation.data  # loaded once, by the first run if the caller gave none
@@ -133,13 +200,17 @@ class NonIidExplorer:
         self.num_clients = widgets.IntSlider(config.num_clients, min=2, max=20,
                                              description="num_clients")
         self.button = widgets.Button(description="run federations", button_style="primary")
-        self.partitions = widgets.Output()
+        self.status = widgets.Label()
+        self.messages = widgets.Output()  # an unexpected error shows here instead of vanishing
+        self.partitions = widgets.Image(format="png")
         self.live = LivePlot(num_rounds=config.num_rounds, title="test accuracy, live")
         self.alpha.observe(self.draw_partitions, names="value")
         self.num_clients.observe(self.draw_partitions, names="value")
         self.button.on_click(self.run)
         self.widget = widgets.VBox([
             widgets.HBox([self.alpha, self.num_clients, self.button]),
+            self.status,
+            self.messages,
             self.partitions,
             self.live.output,
         ])
@@ -158,16 +229,29 @@ class NonIidExplorer:
             partition_heatmap(counts, list(self.data.class_names), ax=ax, title=label)
         show_in(self.partitions, figure)
 
-    def run(self, _button=None) -> PartitionComparison:
-        """Train both federations for the chosen settings, with live curves (the button)."""
+    def run(self, _button=None) -> PartitionComparison | None:
+        """Train both federations for the chosen settings, with live curves (the button).
+
+        The status line counts the rounds of both runs; an interrupt (the stop button) ends
+        the runs and says after which round.
+        """
         self.button.disabled = True
         self.live.reset()
-        try:
-            with self.live.output:  # an error shows here instead of vanishing
-                return compare_partitions(self.chosen_config(), self.alpha.value, self.data,
-                                          live=self.live, progress=False)
-        finally:
-            self.button.disabled = False
+        self.messages.clear_output()
+        config = self.chosen_config()
+        rounds = RoundProgress(self.status, 2 * config.num_rounds)
+        self.status.value = f"running 2 federations of {config.num_rounds} rounds ..."
+        with self.messages:
+            try:
+                comparison = compare_partitions(config, self.alpha.value, self.data,
+                                                live=self.live, progress=False, rounds=rounds)
+                self.status.value = rounds.finished()
+                return comparison
+            except KeyboardInterrupt:
+                self.status.value = rounds.interrupted()
+            finally:
+                self.button.disabled = False
+        return None
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
@@ -179,7 +263,7 @@ def real_images(data: Data, class_index: int, count: int = 8):
 
 
 class LiveSamples:
-    """The GAN attacker's generated samples in an ipywidgets ``Output``, redrawn every round.
+    """The GAN attacker's generated samples in an image widget (``output``), redrawn every round.
 
     Why: the attacker never holds an image of class G, yet round by round its samples come to
     look like G. Below them sits a row of real test images of G, which no client holds, to judge
@@ -193,7 +277,11 @@ class LiveSamples:
     def __init__(self, num_rounds_shown: int = 6, num_real: int = 8):
         self.num_rounds_shown = num_rounds_shown
         self.num_real = num_real
-        self.output = widgets.Output()
+        self.output = widgets.Image(format="png")
+
+    def reset(self) -> None:
+        """Show nothing until the next run's first samples."""
+        self.output.value = b""
 
     def observer(self, federation: Federation) -> Observer:
         """An observer that shows the attacker's previews so far (``generated_samples``)."""
@@ -211,22 +299,37 @@ class LiveSamples:
         return observe
 
 
+#: Attacks without a target class: they reconstruct G and poison nothing.
+UNTARGETED_ATTACKS = ("reconstruction",)
+
+
 def run_label(config: CRPAConfig, class_names) -> str:
-    """A short name for a run in a legend, e.g. ``crpa 4→9 alpha=0 DP``."""
+    """A name for a run in a legend, made of every setting the explorers offer.
+
+    e.g. ``crpa 4→9 alpha=0 20 poisoned DP``; an attack without a target names G only
+    (``reconstruction of 4 alpha=0 20 fakes``), and the control run, which poisons nothing,
+    names the pair its attack accuracy is measured on (``none 4→9 alpha=0``).
+    """
+    if config.attack in UNTARGETED_ATTACKS:
+        what = f"of {class_names[config.generate_class]}"
+        images = f" {config.poison_count} fakes"
+    else:
+        what = pair_name((config.generate_class, config.target_class), class_names)
+        images = f" {config.poison_count} poisoned" if config.attack != "none" else ""
     dp = " DP" if config.dp is not None else ""
-    pair = pair_name((config.generate_class, config.target_class), class_names)
-    return f"{config.attack} {pair} alpha={config.alpha:g}{dp}"
+    return f"{config.attack} {what} alpha={config.alpha:g}{images}{dp}"
 
 
 def run_attack(config: CRPAConfig, data: Data | None = None, plots: tuple[LivePlot, ...] = (),
                samples: LiveSamples | None = None, label: str | None = None,
-               progress: bool = True) -> Federation:
+               progress: bool = True, rounds: RoundProgress | None = None) -> Federation:
     """Run ``config``'s federation with its attacker (``crpa_federation``), shown live; return it.
 
     Why: one call for every attack notebook and its explorer. Each ``LivePlot`` gets a curve
-    called ``label`` (default: ``run_label``); ``samples`` shows a GAN attacker's images. The
-    returned federation holds the ``history`` (with ``attack_accuracy`` every round) and the
-    attacker (``generated_samples(federation)``).
+    called ``label`` (default: ``run_label``); ``samples`` shows a GAN attacker's images;
+    ``rounds`` counts the rounds in a status line. The returned federation holds the
+    ``history`` (with ``attack_accuracy`` every round) and the attacker
+    (``generated_samples(federation)``).
     """
     federation = crpa_federation(config, data)
     label = label or run_label(config, federation.data.class_names)
@@ -234,6 +337,8 @@ def run_attack(config: CRPAConfig, data: Data | None = None, plots: tuple[LivePl
         federation.observers.append(plot.observer(label))
     if samples is not None and config.attack in GAN_ATTACKS:
         federation.observers.append(samples.observer(federation))
+    if rounds is not None:
+        federation.observers.append(rounds.observer())
     federation.run(progress=progress)
     return federation
 
@@ -265,7 +370,8 @@ class AttackExplorer:
             self.controls["dataset"].observe(self.relabel_classes, names="value")
         self.button = widgets.Button(description="run attack", button_style="danger")
         self.clear = widgets.Button(description="clear curves")
-        self.messages = widgets.Output()
+        self.status = widgets.Label()
+        self.messages = widgets.Output()  # an unexpected error shows here instead of vanishing
         self.plots = tuple(LivePlot(metric, config.num_rounds, metric.replace("_", " ") + ", live")
                            for metric in metrics)
         self.samples = LiveSamples()
@@ -275,6 +381,7 @@ class AttackExplorer:
         self.widget = widgets.VBox([
             widgets.HBox(choices + list(self.controls.values())[:3]),
             widgets.HBox(list(self.controls.values())[3:] + [self.button, self.clear]),
+            self.status,
             self.messages,
             widgets.HBox([plot.output for plot in self.plots]),
             self.samples.output,
@@ -295,8 +402,18 @@ class AttackExplorer:
             return widgets.SelectionSlider(options=[(f"{a:g}", a) for a in STUDY_ALPHAS],
                                            value=value, description=name)
         if name == "poison_count":
-            return widgets.IntSlider(value, min=10, max=500, step=10, description="poisoned")
+            most = self.images_per_class()
+            return widgets.IntSlider(min(value, most), min=1, max=most, description="poisoned")
         return widgets.Checkbox(value=value is not None, description="DP-SGD")
+
+    def images_per_class(self) -> int:
+        """The most poisoned images worth offering: as many as the data holds of each class.
+
+        A label flipper draws its poison from the real training images of G, so it can have no
+        more; and a client at alpha = 0 holds one class, as many images as that.
+        """
+        return min(int(np.bincount(data.train_y.cpu().numpy()).min())
+                   for data in self.datasets.values())
 
     def relabel_classes(self, change) -> None:
         """Show the new dataset's class names in the G and T menus (the indices stay)."""
@@ -325,7 +442,8 @@ class AttackExplorer:
         """Forget the runs shown so far (the "clear curves" button)."""
         for plot in self.plots:
             plot.reset()
-        self.samples.output.clear_output()
+        self.samples.reset()
+        self.status.value = ""
 
     def data_for(self, config: CRPAConfig) -> Data:
         """The dataset the config names, loaded once with the config's sizes and kept."""
@@ -337,23 +455,31 @@ class AttackExplorer:
         return self.datasets[config.dataset]
 
     def run(self, _button=None) -> Federation | None:
-        """Run the chosen attack with live curves (the button); a bad setting prints one line."""
+        """Run the chosen attack with live curves (the button); a bad setting prints one line.
+
+        The status line says "round k of R, about N s left" while it runs; an interrupt (the
+        stop button) ends the run and says after which round. Any other error shows its
+        traceback below the buttons.
+        """
         self.button.disabled = True
         self.messages.clear_output()
-        try:
-            config = self.chosen_config()
-            with self.messages:
-                print(f"running {config.num_rounds} rounds ...")
-            federation = run_attack(config, self.data_for(config), self.plots, self.samples,
-                                    progress=False)
-            self.messages.clear_output()
-            return federation
-        except ValueError as error:
-            with self.messages:
+        self.status.value = ""
+        with self.messages:
+            try:
+                config = self.chosen_config()
+                rounds = RoundProgress(self.status, config.num_rounds)
+                self.status.value = f"running {config.num_rounds} rounds ..."
+                federation = run_attack(config, self.data_for(config), self.plots, self.samples,
+                                        progress=False, rounds=rounds)
+                self.status.value = rounds.finished()
+                return federation
+            except ValueError as error:
                 print(f"ValueError: {error}")
-            return None
-        finally:
-            self.button.disabled = False
+            except KeyboardInterrupt:
+                self.status.value = rounds.interrupted()
+            finally:
+                self.button.disabled = False
+        return None
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

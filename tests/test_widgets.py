@@ -56,3 +56,24 @@ def test_environment_report_names_the_device_and_the_data(mnist_small):
     lines = report()
     assert lines["mnist"] == "present" and lines["default profile"] in ("quick", "paper")
     assert "device:" in format_report(lines)
+
+
+def test_explorer_counts_both_runs_rounds_and_stops_on_an_interrupt(mnist_tiny, tiny_config,
+                                                                    monkeypatch):
+    calls = []
+
+    def interrupt_in_the_third_round(output, figure):
+        calls.append(figure)
+        if len(calls) == 4:  # the partitions, then the curve of rounds 1, 2 and 3
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(widgets, "show_in", interrupt_in_the_third_round)
+    explorer = NonIidExplorer(tiny_config(num_rounds=2), mnist_tiny)
+    assert explorer.run() is None
+    assert explorer.status.value == "interrupted after round 2 of 4"
+    assert not explorer.button.disabled
+    calls.clear()
+    monkeypatch.setattr(widgets, "show_in", lambda output, figure: calls.append(figure))
+    assert explorer.run() is not None
+    assert explorer.status.value.startswith("done: 4 rounds in ")
+    assert list(explorer.live.histories) == ["iid", "alpha=0"]  # the interrupted run is gone

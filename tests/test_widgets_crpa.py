@@ -18,7 +18,9 @@ from fltutor import widgets
 from fltutor.config import CRPAConfig
 from fltutor.viz import (aaa_histogram, aaa_matrix, alpha_trend, dp_comparison, mean_std_by,
                          samples_over_rounds)
-from fltutor.widgets import AttackExplorer, LivePlot, LiveSamples, real_images, run_attack
+from fltutor.data import DATASETS
+from fltutor.widgets import (AttackExplorer, LivePlot, LiveSamples, RoundProgress, real_images,
+                             run_attack, run_label, show_in)
 
 
 @pytest.fixture
@@ -116,7 +118,7 @@ def test_run_attack_records_attack_accuracy_and_shows_it_live(mnist_tiny, tiny_c
                             progress=False)
     history = federation.history
     assert [r["round"] for r in history] == [1, 2]
-    assert [p["attack_accuracy"] for p in plot.histories["crpa 4→9 alpha=0"]] == \
+    assert [p["attack_accuracy"] for p in plot.histories["crpa 4→9 alpha=0 8 poisoned"]] == \
         [r["attack_accuracy"] for r in history]
     assert len(drawn) == 4  # the curve and the samples, every round
     samples_rows = [ax.get_ylabel() for ax in drawn[-1].axes if ax.get_ylabel()]
@@ -141,7 +143,7 @@ def test_explorer_runs_the_chosen_attack_and_settings(mnist_tiny, tiny_crpa, dra
             federation.config.target_class) == ("label-flip", 1, 7)
     assert math.isfinite(federation.history[0]["epsilon"])
     assert not explorer.button.disabled
-    assert list(explorer.plots[0].histories) == ["label-flip 1→7 alpha=0 DP"]
+    assert list(explorer.plots[0].histories) == ["label-flip 1→7 alpha=0 8 poisoned DP"]
 
 
 def test_explorer_reports_a_bad_choice_in_one_line(mnist_tiny, tiny_crpa, drawn):
@@ -172,3 +174,97 @@ def test_confusion_heatmap_shows_row_shares_and_the_fake_column():
     axis = confusion_heatmap(torch.tensor([[6, 2, 0], [0, 4, 4]])).axes[0]
     assert axis.images[0].get_array().tolist() == [[0.75, 0.25, 0.0], [0.0, 0.5, 0.5]]
     assert [t.get_text() for t in axis.get_xticklabels()] == ["0", "1", "fake"]
+
+
+def test_two_runs_with_one_label_get_a_line_each(mnist_tiny, tiny_crpa, drawn):
+    plot = LivePlot("attack_accuracy", num_rounds=2)
+    for _ in range(2):
+        run_attack(tiny_crpa(), mnist_tiny, plots=(plot,), label="crpa", progress=False)
+    assert list(plot.histories) == ["crpa", "crpa #2"]
+    lines = drawn[-1].axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["crpa", "crpa #2"]
+    assert [line.get_xdata().tolist() for line in lines] == [[1, 2], [1, 2]]  # no zig-zag
+
+
+def test_the_explorer_labels_each_run_by_its_settings(mnist_tiny, tiny_crpa, drawn):
+    explorer = AttackExplorer(tiny_crpa(num_rounds=1), mnist_tiny,
+                              controls=("generate_class", "poison_count", "dp"))
+    explorer.run()
+    explorer.controls["poison_count"].value = 4
+    explorer.run()
+    explorer.run()  # the same settings again: a line of its own
+    assert list(explorer.plots[0].histories) == [
+        "crpa 4→9 alpha=0 8 poisoned", "crpa 4→9 alpha=0 4 poisoned",
+        "crpa 4→9 alpha=0 4 poisoned #2"]
+
+
+def test_a_reconstruction_names_no_target_class(mnist_tiny, tiny_crpa, drawn):
+    fashion = DATASETS["fashion-mnist"].class_names
+    config = tiny_crpa(dataset="fashion-mnist", attack="reconstruction", generate_class=7)
+    assert run_label(config, fashion) == "reconstruction of Sneaker alpha=0 8 fakes"
+    assert run_label(config.replace(attack="crpa"), fashion) == \
+        "crpa Sneaker→Ankle boot alpha=0 8 poisoned"
+    assert run_label(config.replace(attack="none"), fashion) == "none Sneaker→Ankle boot alpha=0"
+    explorer = AttackExplorer(tiny_crpa(num_rounds=1, attack="reconstruction"), mnist_tiny,
+                              attacks=("reconstruction",), controls=("generate_class",),
+                              metrics=("test_accuracy",))
+    explorer.run()
+    assert list(explorer.plots[0].histories) == ["reconstruction of 4 alpha=0 8 fakes"]
+
+
+def test_show_in_puts_the_whole_figure_into_the_image_and_closes_it():
+    figure, ax = plt.subplots()
+    ax.plot([1, 2], [0.5, 0.7])
+    image = LiveSamples().output
+    show_in(image, figure)
+    png = bytes(image.value)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+    assert not plt.fignum_exists(figure.number)
+
+
+def test_round_progress_estimates_the_time_left_from_the_mean_round():
+    label = widgets.widgets.Label()
+    ticks = iter([100.0, 110.0, 130.0])  # start; round 1 took 10 s, round 2 took 20 s
+    progress = RoundProgress(label, total_rounds=5, clock=lambda: next(ticks))
+    observe = progress.observer()
+    observe(None)
+    assert label.value == "round 1 of 5, about 40 s left"
+    observe(None)
+    assert label.value == "round 2 of 5, about 45 s left"  # 15 s a round, 3 rounds to go
+    assert progress.interrupted() == "interrupted after round 2 of 5"
+
+
+def test_the_explorer_counts_rounds_while_it_runs(mnist_tiny, tiny_crpa, drawn):
+    explorer = AttackExplorer(tiny_crpa(num_rounds=2), mnist_tiny, controls=("generate_class",))
+    shown = []
+    explorer.status.observe(lambda change: shown.append(change["new"]), names="value")
+    explorer.run()
+    assert shown[0] == "running 2 rounds ..."
+    assert shown[1].startswith("round 1 of 2, about ") and shown[1].endswith(" s left")
+    assert shown[2].startswith("round 2 of 2, about 0 s left")
+    assert shown[-1].startswith("done: 2 rounds in ")
+
+
+def test_an_interrupted_run_says_after_which_round(mnist_tiny, tiny_crpa, monkeypatch):
+    calls = []
+
+    def interrupt_in_round_2(output, figure):
+        plt.close(figure)
+        calls.append(figure)
+        if len(calls) == 3:  # round 1: the curve and the samples; round 2: the curve
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(widgets, "show_in", interrupt_in_round_2)
+    explorer = AttackExplorer(tiny_crpa(num_rounds=3), mnist_tiny, controls=("generate_class",),
+                              metrics=("attack_accuracy",))
+    assert explorer.run() is None
+    assert explorer.status.value == "interrupted after round 1 of 3"
+    assert not explorer.button.disabled
+
+
+def test_the_poison_slider_offers_no_more_images_than_a_class_has(mnist_tiny, tiny_crpa):
+    explorer = AttackExplorer(tiny_crpa(poison_count=500), mnist_tiny,
+                              controls=("poison_count",))
+    slider = explorer.controls["poison_count"]
+    assert (slider.min, slider.max, slider.value) == (1, 20, 20)  # mnist_tiny: 20 a class
+    assert explorer.chosen_config().poison_count == 20
