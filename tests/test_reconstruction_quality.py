@@ -55,3 +55,14 @@ def test_an_image_that_is_in_the_reference_set_has_ssim_one(mnist_small):
     reals = mnist_small.train_x[:50]
     scores = nearest_ssim(reals[:5], reals)
     assert torch.allclose(scores, torch.ones(5), atol=1e-4)
+
+
+def test_scoring_the_fakes_in_chunks_gives_every_fake_its_own_score(mnist_small):
+    reals = mnist_small.train_x[:60]
+    fakes = torch.cat([reals[:3], torch.rand(4, 1, 28, 28) * 2 - 1, reals[3:5]])
+
+    in_chunks = nearest_ssim(fakes, reals, chunk=2)
+
+    assert torch.equal(in_chunks, nearest_ssim(fakes, reals, chunk=len(fakes)))
+    assert torch.allclose(in_chunks[[0, 1, 2, 7, 8]], torch.ones(5), atol=1e-4)
+    assert (in_chunks[3:7] < 0.5).all()
