@@ -204,7 +204,7 @@ class Judge:
 
 @torch.no_grad()
 def nearest_ssim(fakes: torch.Tensor, reals: torch.Tensor, candidates: int = 8,
-                 chunk: int = 50) -> torch.Tensor:
+                 chunk: int = 20) -> torch.Tensor:
     """For every fake image, its SSIM to the most similar real image (Wang et al. 2004).
 
     SSIM compares local means, variances and covariance in Gaussian windows; 1 means identical.
