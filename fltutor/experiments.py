@@ -159,7 +159,7 @@ def run_crpa(config: CRPAConfig, out_dir: str | Path, progress: bool = True) -> 
     if previews:
         save_figure(samples_over_rounds(previews, title=f"generated samples of class {g}"),
                     out_dir / "generated.png")
-        final["summary"].update(judge_reconstructions(federation))
+        final["summary"].update(judge_reconstructions(federation, progress=progress))
         write_json(out_dir / METRICS, final)
     return final
 
@@ -172,7 +172,7 @@ def attack_summary(federation: Federation) -> dict:
     return summary
 
 
-def judge_reconstructions(federation: Federation, count: int = 64) -> dict:
+def judge_reconstructions(federation: Federation, count: int = 64, progress: bool = True) -> dict:
     """Score ``count`` fresh samples of the GAN attacker with an independent judge and SSIM.
 
     The judge is trained here, by the experimenter, on the real training data; the attacker
@@ -182,5 +182,5 @@ def judge_reconstructions(federation: Federation, count: int = 64) -> dict:
     attacker = federation.clients[config.attacker]
     fakes = attacker.reconstruction.generate(count)
     real_of_class = data.train_x[data.train_y == config.generate_class]
-    return reconstruction_quality(fakes, real_of_class, Judge.train(data, seed=config.seed),
-                                  config.generate_class)
+    judge = Judge.train(data, seed=config.seed, progress=progress)
+    return reconstruction_quality(fakes, real_of_class, judge, config.generate_class)
