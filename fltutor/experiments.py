@@ -379,10 +379,12 @@ def run_crpa(config: CRPAConfig, out_dir: str | Path, progress: bool = True,
                      "its 'summary'")
         return finished
     return run_to_disk(crpa_federation(config), out_dir, progress, extra_summary=attack_summary,
-                       finish=draw_attack, force=force, after_round=after_round)
+                       finish=lambda federation, final, out: draw_attack(federation, final, out,
+                                                                         progress),
+                       force=force, after_round=after_round)
 
 
-def draw_attack(federation: Federation, final: dict, out_dir: Path) -> None:
+def draw_attack(federation: Federation, final: dict, out_dir: Path, progress: bool = True) -> None:
     """A CRPA run's own figures, and the judge's scores of a GAN attacker's reconstructions."""
     config = federation.config
     g, t = (federation.data.class_names[c] for c in (config.generate_class, config.target_class))
@@ -393,7 +395,7 @@ def draw_attack(federation: Federation, final: dict, out_dir: Path) -> None:
     if previews:
         save_figure(samples_over_rounds(previews, title=f"generated samples of class {g}"),
                     out_dir / "generated.png")
-        final["summary"].update(judge_reconstructions(federation))
+        final["summary"].update(judge_reconstructions(federation, progress=progress))
 
 
 def attack_summary(federation: Federation) -> dict:
@@ -404,7 +406,7 @@ def attack_summary(federation: Federation) -> dict:
     return summary
 
 
-def judge_reconstructions(federation: Federation, count: int = 64) -> dict:
+def judge_reconstructions(federation: Federation, count: int = 64, progress: bool = True) -> dict:
     """Score ``count`` fresh samples of the GAN attacker with an independent judge and SSIM.
 
     The judge is trained here, by the experimenter, on the real training data; the attacker
@@ -414,5 +416,5 @@ def judge_reconstructions(federation: Federation, count: int = 64) -> dict:
     attacker = federation.clients[config.attacker]
     fakes = attacker.reconstruction.generate(count)
     real_of_class = data.train_x[data.train_y == config.generate_class]
-    return reconstruction_quality(fakes, real_of_class, Judge.train(data, seed=config.seed),
-                                  config.generate_class)
+    judge = Judge.train(data, seed=config.seed, progress=progress)
+    return reconstruction_quality(fakes, real_of_class, judge, config.generate_class)

@@ -88,6 +88,48 @@ def collateral_share(confusion, generate_class: int, target_class: int) -> float
     return rows[:, target_class].sum().item() / max(rows.sum().item(), 1)
 
 
+def accuracy_without(confusion, excluded_class: int) -> float:
+    """The test accuracy over the images of every class but ``excluded_class``.
+
+    A targeted attack on class G means to leave the other classes alone: this is how well the
+    model still does on them, read off the confusion matrix (a tensor or nested list): the
+    diagonal without row G, over the sum of those rows. Compare it with a control run's.
+
+    >>> accuracy_without([[8, 2, 0], [0, 0, 10], [1, 0, 9]], excluded_class=1)
+    0.85
+    """
+    confusion = torch.as_tensor(confusion)
+    kept = [c for c in range(len(confusion)) if c != excluded_class]
+    rows = confusion[kept]
+    return rows[range(len(kept)), kept].sum().item() / max(rows.sum().item(), 1)
+
+
+def predicted_share(confusion, predicted_class: int) -> float:
+    """The share of all test images that the model predicts as ``predicted_class``.
+
+    A model that has collapsed onto one class predicts it for nearly everything (a share near
+    1); a healthy one about as often as the class occurs (0.1 for ten balanced classes).
+
+    >>> predicted_share([[8, 2], [6, 4]], predicted_class=0)
+    0.7
+    """
+    confusion = torch.as_tensor(confusion)
+    return confusion[:, predicted_class].sum().item() / max(confusion.sum().item(), 1)
+
+
+def spread(images: torch.Tensor) -> float:
+    """How different a set of images are from one another: the per-pixel standard deviation
+    across the set, averaged over the pixels.
+
+    It is 0 when every image is the same one (a generator that has collapsed onto one output,
+    whatever its noise) and about 0.3 for real MNIST images of one class, in [-1, 1].
+
+    >>> spread(torch.ones(4, 1, 2, 2))
+    0.0
+    """
+    return images.flatten(1).std(dim=0).mean().item()
+
+
 def aaa(history: list[dict]) -> float:
     """Average attack accuracy over all rounds of a run: AAA = (1/R) sum_r AA_r (the study's Eq. 1).
 
@@ -131,8 +173,15 @@ class Judge:
         self.model = model.eval()
 
     @classmethod
-    def train(cls, data, epochs: int = 5, batch_size: int = 64, seed: int = 0) -> "Judge":
-        """Train a LeNet-5 on all of ``data``'s training images (a few seconds on a CPU)."""
+    def train(cls, data, epochs: int = 5, batch_size: int = 64, seed: int = 0,
+              progress: bool = True) -> "Judge":
+        """Train a LeNet-5 on all of ``data``'s training images (a few seconds on a CPU).
+
+        A progress bar shows the epochs and the training loss as it goes (``progress=False``
+        hides it). The global random stream is left as it was: the judge's seed is its own.
+        """
+        from tqdm.auto import tqdm
+
         from .models import LeNet5
         from .training import train_epochs
 
@@ -140,7 +189,12 @@ class Judge:
             torch.manual_seed(seed)
             model = LeNet5(data.num_classes).to(data.train_x.device)
             optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-            train_epochs(model, optimizer, data.train_x, data.train_y, epochs, batch_size)
+            with tqdm(total=epochs, desc="judge", unit="epoch", disable=not progress) as bar:
+                for _ in range(epochs):
+                    loss = train_epochs(model, optimizer, data.train_x, data.train_y, 1,
+                                        batch_size)
+                    bar.set_postfix(loss=f"{loss:.3f}")
+                    bar.update(1)
         return cls(model)
 
     @torch.no_grad()
@@ -149,21 +203,27 @@ class Judge:
 
 
 @torch.no_grad()
-def nearest_ssim(fakes: torch.Tensor, reals: torch.Tensor, candidates: int = 8) -> torch.Tensor:
+def nearest_ssim(fakes: torch.Tensor, reals: torch.Tensor, candidates: int = 8,
+                 chunk: int = 20) -> torch.Tensor:
     """For every fake image, its SSIM to the most similar real image (Wang et al. 2004).
 
     SSIM compares local means, variances and covariance in Gaussian windows; 1 means identical.
     It is computed with torchmetrics' maintained implementation (images in [-1, 1], so a data
     range of 2), against the ``candidates`` real images nearest in pixel distance: comparing
     every fake with every real image costs far more and almost never finds a better match.
+    The fakes go ``chunk`` at a time: torchmetrics keeps several full-size copies of the
+    images it compares, over a gigabyte for 500 fakes at once; the scores are the same.
     """
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-    distances = torch.cdist(fakes.flatten(1), reals.flatten(1))
-    nearest = distances.topk(min(candidates, len(reals)), largest=False).indices
-    pairs_fake = fakes.repeat_interleave(nearest.shape[1], dim=0)
-    scores = ssim(pairs_fake, reals[nearest.flatten()], data_range=2.0, reduction="none")
-    return scores.view(len(fakes), -1).max(dim=1).values
+    best = []
+    for part in fakes.split(chunk):
+        distances = torch.cdist(part.flatten(1), reals.flatten(1))
+        nearest = distances.topk(min(candidates, len(reals)), largest=False).indices
+        pairs_fake = part.repeat_interleave(nearest.shape[1], dim=0)
+        scores = ssim(pairs_fake, reals[nearest.flatten()], data_range=2.0, reduction="none")
+        best.append(scores.view(len(part), -1).max(dim=1).values)
+    return torch.cat(best)
 
 
 def reconstruction_quality(fakes: torch.Tensor, real_of_class: torch.Tensor, judge: Judge,
