@@ -15,6 +15,7 @@ import pytest
 import torch
 from hypothesis import settings
 
+import fltutor.data as data_module
 from fltutor.config import FedConfig
 from fltutor.data import Data, first_per_class, load
 
@@ -54,3 +55,16 @@ def tiny_config():
         return FedConfig(**{**fields, **overrides})
 
     return make
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No network: reading from disk works as usual, every download fails immediately."""
+    read = data_module._torchvision_split
+
+    def no_download(spec, root, train, download):
+        if download:
+            raise ConnectionError("no network in this test")
+        return read(spec, root, train, download=False)
+
+    monkeypatch.setattr(data_module, "_torchvision_split", no_download)

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import fltutor.data as data_module
 from fltutor.data import (DATASETS, FALLBACK_SOURCE, DataNotice, DataUnavailableError,
                           default_root, fetch, load, to_unit_range)
 
@@ -21,19 +20,6 @@ from fltutor.data import (DATASETS, FALLBACK_SOURCE, DataNotice, DataUnavailable
 def real_root(mnist_small) -> Path:
     """The folder the session's MNIST came from (``$FLTUTOR_DATA`` or the download cache)."""
     return default_root()
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    """No network: reading from disk works as usual, every download fails immediately."""
-    read = data_module._torchvision_split
-
-    def no_download(spec, root, train, download):
-        if download:
-            raise ConnectionError("no network in this test")
-        return read(spec, root, train, download=False)
-
-    monkeypatch.setattr(data_module, "_torchvision_split", no_download)
 
 
 def test_default_root_is_FLTUTOR_DATA_when_set(monkeypatch, tmp_path):

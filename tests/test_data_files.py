@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-import fltutor.data as data_module
 import fltutor.environment as environment
 from fltutor.data import DataCorruptError, DataUnavailableError, default_root, load
 from helpers import run_cli
@@ -23,19 +22,6 @@ from helpers import run_cli
 RAW = Path("MNIST") / "raw"
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    """Every download fails at once; reading from disk works as usual."""
-    read = data_module._torchvision_split
-
-    def no_download(spec, root, train, download):
-        if download:
-            raise ConnectionError("no network in this test")
-        return read(spec, root, train, download=False)
-
-    monkeypatch.setattr(data_module, "_torchvision_split", no_download)
 
 
 @pytest.fixture
