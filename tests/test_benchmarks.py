@@ -69,7 +69,7 @@ def test_notebook_budget_measures_the_kernel_that_ran_the_cells(tmp_path):
     # 400 MiB written byte by byte is resident in the kernel, far above this test's own process
     tiny_notebook(tmp_path, "heavy", "import time\ntime.sleep(1.5)",
                   "block = b'x' * (400 * 2**20)\ndel block",
-                  "total = sum(i * i for i in range(5 * 10**6))")
+                  "total = sum(i * i for i in range(3 * 10**7))")
     tiny_notebook(tmp_path, "light", "x = 1")
     done = subprocess.run([sys.executable, "notebook_budget.py", "--folder", str(tmp_path),
                            "--markdown"], cwd=BENCHMARKS, capture_output=True, text=True,
