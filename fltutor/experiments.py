@@ -303,7 +303,19 @@ def run_to_disk(federation: Federation, out_dir: str | Path, progress: bool = Tr
     finished = claim_out_dir(out_dir, federation.config, force)
     if finished is not None:
         return finished
-    out_dir = Path(out_dir)
+    return run_in_claimed_dir(federation, Path(out_dir), progress, extra_summary, finish,
+                              after_round)
+
+
+def run_in_claimed_dir(federation: Federation, out_dir: Path, progress: bool = True,
+                       extra_summary: Callable[[Federation], dict] | None = None,
+                       finish: Callable[[Federation, dict, Path], None] | None = None,
+                       after_round: Callable[[Federation], None] | None = None) -> dict:
+    """``run_to_disk`` in a folder that ``claim_out_dir`` has checked already (and left to run).
+
+    The commands claim their folder before they load any data, so that a finished run costs
+    nothing; they then come here, and the folder's files are not read a second time.
+    """
     resume(federation, out_dir)
     summarise = extra_summary or (lambda _: {})
 
@@ -335,7 +347,7 @@ def run_fedavg(config: FedConfig, out_dir: str | Path, progress: bool = True,
     finished = claim_out_dir(out_dir, config, force)
     if finished is not None:
         return finished
-    return run_to_disk(Federation.build(config), out_dir, progress, force=force)
+    return run_in_claimed_dir(Federation.build(config), Path(out_dir), progress)
 
 
 def crpa_federation_config(config: CRPAConfig) -> CRPAConfig:
@@ -378,10 +390,11 @@ def run_crpa(config: CRPAConfig, out_dir: str | Path, progress: bool = True,
         check_fields(Path(out_dir) / METRICS, finished["summary"], {"aaa": "a number"},
                      "its 'summary'")
         return finished
-    return run_to_disk(crpa_federation(config), out_dir, progress, extra_summary=attack_summary,
-                       finish=lambda federation, final, out: draw_attack(federation, final, out,
-                                                                         progress),
-                       force=force, after_round=after_round)
+    return run_in_claimed_dir(crpa_federation(config), Path(out_dir), progress,
+                              extra_summary=attack_summary,
+                              finish=lambda federation, final, out: draw_attack(federation, final,
+                                                                                out, progress),
+                              after_round=after_round)
 
 
 def draw_attack(federation: Federation, final: dict, out_dir: Path, progress: bool = True) -> None:
