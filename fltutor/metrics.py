@@ -6,7 +6,6 @@ out of the attacks makes the threat model readable from the attacks' signatures 
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 from typing import Callable
