@@ -1,0 +1,197 @@
+"""Byzantine attacks on updates: hand-checked numbers and the properties each paper relies on."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fltutor.attacks.byzantine import (alie, alie_z, boost, distances, gaussian_noise, ipm,
+                                       min_max, min_max_gamma, perturbation_direction, sign_flip)
+
+
+def benign(num_clients: int = 8, num_params: int = 50, seed: int = 0) -> torch.Tensor:
+    """Honest-looking updates: a shared direction plus client noise, seeded."""
+    generator = torch.Generator().manual_seed(seed)
+    common = torch.randn(num_params, generator=generator)
+    return common + 0.5 * torch.randn(num_clients, num_params, generator=generator)
+
+
+# sign_flip, boost, gaussian_noise -------------------------------------------------------------
+
+def test_sign_flip_reverses_the_update_and_doubles_its_distance():
+    own = torch.tensor([[3.0, -4.0]])  # norm 5
+    flipped = sign_flip(own)
+    assert flipped.tolist() == [[-3.0, 4.0]]
+    assert (flipped - own).norm().item() == pytest.approx(10.0)  # twice the norm
+    assert flipped.norm().item() == pytest.approx(5.0)  # same size: invisible to a norm check
+
+
+def test_sign_flip_scale_multiplies():
+    assert sign_flip(torch.tensor([[1.0, -2.0]]), scale=4.0).tolist() == [[-4.0, 8.0]]
+
+
+def test_boost_multiplies_each_row():
+    own = torch.tensor([[1.0, 2.0], [0.5, -1.0]])
+    assert boost(own, factor=3.0).tolist() == [[3.0, 6.0], [1.5, -3.0]]
+
+
+def test_boosting_by_n_undoes_the_averaging_of_n_clients():
+    # Prepare: 4 equal clients; three send nothing, the attacker sends u boosted by 4.
+    u = torch.tensor([1.0, -2.0, 0.5])
+    stacked = torch.stack([torch.zeros(3)] * 3 + [boost(u.unsqueeze(0), factor=4.0)[0]])
+    # Execute / Assert: the plain mean is u itself, as if the attacker alone had set the step.
+    assert torch.allclose(stacked.mean(dim=0), u)
+
+
+def test_gaussian_noise_ignores_the_update_and_has_the_asked_spread():
+    torch.manual_seed(0)
+    own = torch.full((3, 20_000), 7.0)
+    noise = gaussian_noise(own, std=2.0)
+    assert noise.shape == own.shape
+    assert abs(noise.mean().item()) < 0.05  # centred on 0, not on the update
+    assert noise.std().item() == pytest.approx(2.0, rel=0.02)
+
+
+def test_gaussian_noise_repeats_under_the_same_seed():
+    own = torch.zeros(2, 10)
+    torch.manual_seed(5)
+    first = gaussian_noise(own)
+    torch.manual_seed(5)
+    assert torch.equal(gaussian_noise(own), first)
+    assert first.std().item() > 50  # the default std is Blanchard et al.'s 200
+
+
+# ALIE --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("num_clients, num_malicious, expected", [
+    (50, 12, 0.5828),  # s = 26 - 12 = 14, Phi^-1(36/50 = 0.72)
+    (50, 24, 1.7507),  # s = 2, Phi^-1(0.96)
+    (10, 2, 0.2533),   # s = 4, Phi^-1(0.6)
+    (31, 6, 0.4605),   # s = 16 - 6 = 10, Phi^-1(21/31)
+    (10, 1, 0.0),      # s = 5, Phi^-1(0.5): no room at all
+])
+def test_alie_z_follows_the_paper(num_clients, num_malicious, expected):
+    assert alie_z(num_clients, num_malicious) == pytest.approx(expected, abs=1e-4)
+
+
+def test_alie_z_refuses_an_attacking_majority():
+    with pytest.raises(ValueError, match="num_malicious=6 is not allowed"):
+        alie_z(10, 6)  # s would be 0: z_max infinite
+
+
+def test_alie_by_hand():
+    honest = torch.tensor([[1.0, 0.0], [3.0, 4.0]])  # mean (2, 2), sample std (sqrt 2, 2 sqrt 2)
+    crafted = alie(honest, num_clients=4, num_malicious=2, z=1.0)
+    expected = [2 - math.sqrt(2), 2 - 2 * math.sqrt(2)]
+    assert crafted.shape == (2, 2)
+    assert torch.allclose(crafted, torch.tensor([expected, expected]))
+
+
+def test_alie_stays_within_z_std_of_the_honest_mean_in_every_coordinate():
+    honest = benign(num_clients=20, num_params=200)
+    crafted = alie(honest, num_clients=25, num_malicious=5)
+    z = alie_z(25, 5)
+    mean, std = honest.mean(dim=0), honest.std(dim=0)
+    assert 0 < z < 3
+    assert torch.all((crafted - mean).abs() <= z * std + 1e-6)
+    assert torch.all(crafted < mean)  # all coordinates move together, the same way
+
+
+def test_alie_needs_two_updates_for_a_spread():
+    with pytest.raises(ValueError, match="honest_updates.shape"):
+        alie(torch.ones(1, 4), num_clients=10, num_malicious=2)
+
+
+# IPM ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("epsilon", [0.1, 100.0])
+def test_ipm_has_a_negative_inner_product_with_the_honest_mean(epsilon):
+    honest = benign()
+    crafted = ipm(honest, num_malicious=3, epsilon=epsilon)
+    mean = honest.mean(dim=0)
+    assert crafted.shape == (3, honest.shape[1])
+    assert torch.all(crafted @ mean < 0)
+    assert torch.allclose(crafted[0], -epsilon * mean)
+
+
+def test_large_ipm_turns_the_mean_of_all_updates_uphill():
+    honest = benign(num_clients=8)
+    crafted = ipm(honest, num_malicious=2, epsilon=100.0)
+    everything = torch.cat([honest, crafted]).mean(dim=0)
+    assert everything @ honest.mean(dim=0) < 0
+
+
+# Min-Max -----------------------------------------------------------------------------------------
+
+def test_perturbation_directions_by_hand():
+    honest = torch.tensor([[1.0, -2.0], [3.0, -6.0]])  # mean (2, -4), std (sqrt 2, 2 sqrt 2)
+    unit = perturbation_direction(honest, "unit")
+    assert torch.allclose(unit, torch.tensor([-2.0, 4.0]) / math.sqrt(20))
+    assert torch.allclose(perturbation_direction(honest, "std"),
+                          -torch.tensor([math.sqrt(2), 2 * math.sqrt(2)]))
+    assert perturbation_direction(honest, "sign").tolist() == [-1.0, 1.0]
+
+
+def test_min_max_gamma_by_hand():
+    # Prepare: two updates 2 apart on a line; mean 0. Moving the mean by gamma along the unit
+    # direction puts it 1 + gamma from the farther update, which must stay <= 2: gamma = 1.
+    honest = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])
+    gamma = min_max_gamma(honest, torch.tensor([1.0, 0.0]))
+    assert gamma == pytest.approx(1.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("perturbation", ["unit", "std", "sign"])
+@pytest.mark.parametrize("scale", [1.0, 1e-4])  # gradients, and updates after a small lr
+def test_min_max_is_as_far_as_the_benign_spread_allows_and_no_farther(perturbation, scale):
+    # Prepare
+    honest = scale * benign(num_clients=10, num_params=300)
+    mean = honest.mean(dim=0)
+    largest_benign = distances(honest, honest).max()
+    direction = perturbation_direction(honest, perturbation)
+    # Execute
+    crafted = min_max(honest, num_malicious=4, perturbation=perturbation)
+    gamma = min_max_gamma(honest, direction)
+    # Assert: inside the bound (within the float tolerance) ...
+    assert crafted.shape == (4, 300)
+    assert torch.allclose(crafted[0], mean + gamma * direction)
+    assert distances(crafted[:1], honest).max() <= largest_benign * (1 + 1e-6)
+    # ... and nearly maximal: 5% more gamma breaks the bound.
+    beyond = (mean + 1.05 * gamma * direction).unsqueeze(0)
+    assert distances(beyond, honest).max() > largest_benign
+    assert gamma > 0
+
+
+def test_min_max_of_identical_updates_is_their_mean():
+    honest = torch.ones(3, 5)
+    assert torch.allclose(min_max(honest, num_malicious=1), torch.ones(1, 5))
+
+
+@given(st.integers(2, 6), st.integers(1, 8), st.integers(0, 1000),
+       st.sampled_from(["unit", "std", "sign"]))
+def test_min_max_never_exceeds_the_largest_benign_distance(num_honest, num_params, seed,
+                                                           perturbation):
+    honest = benign(num_honest, num_params, seed)
+    crafted = min_max(honest, num_malicious=1, perturbation=perturbation)
+    assert distances(crafted, honest).max() <= distances(honest, honest).max() * (1 + 1e-5)
+
+
+# Bad input ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: sign_flip(torch.ones(3)), r"own_updates.shape=\(3,\) is not allowed"),
+    (lambda: sign_flip(torch.ones(1, 3), scale=0.0), "scale=0.0 is not allowed"),
+    (lambda: gaussian_noise(torch.ones(1, 3), std=-1.0), "std=-1.0 is not allowed"),
+    (lambda: boost(torch.ones(1, 3), factor=math.inf), "factor=inf is not allowed"),
+    (lambda: ipm(torch.ones(2, 3), num_malicious=0), "num_malicious=0 is not allowed"),
+    (lambda: ipm(torch.ones(2, 3), num_malicious=1, epsilon=-0.1), "epsilon=-0.1"),
+    (lambda: alie(torch.ones(2, 3), 10, 2, z=-1.0), "z=-1.0 is not allowed"),
+    (lambda: min_max(torch.ones(2, 3), 1, perturbation="random"), "perturbation='random'"),
+    (lambda: min_max(torch.ones(1, 3), 1), "honest_updates.shape"),
+])
+def test_bad_input_is_one_clear_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
