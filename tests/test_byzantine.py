@@ -1,4 +1,5 @@
-"""Byzantine attacks on updates: hand-checked numbers and the properties each paper relies on."""
+"""Byzantine attacks on updates and backdoors: hand-checked numbers and the properties each paper
+relies on; the backdoor also on real MNIST, trained for a second."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fltutor.attacks.backdoor import (Trigger, add_trigger, backdoor_success, poison,
+                                      replacement_factor, spread_choice)
 from fltutor.attacks.byzantine import (alie, alie_z, boost, distances, gaussian_noise, ipm,
                                        min_max, min_max_gamma, perturbation_direction, sign_flip)
+from fltutor.models import LeNet5
+from fltutor.training import LocalTraining
 
 
 def benign(num_clients: int = 8, num_params: int = 50, seed: int = 0) -> torch.Tensor:
@@ -179,6 +184,106 @@ def test_min_max_never_exceeds_the_largest_benign_distance(num_honest, num_param
     assert distances(crafted, honest).max() <= distances(honest, honest).max() * (1 + 1e-5)
 
 
+# Backdoor ----------------------------------------------------------------------------------------
+
+class Always(torch.nn.Module):
+    """A model that predicts ``label`` for every image."""
+
+    def __init__(self, label: int, num_classes: int = 10):
+        super().__init__()
+        self.logits = torch.nn.functional.one_hot(torch.tensor(label), num_classes).float()
+
+    def forward(self, x):
+        return self.logits.expand(len(x), -1)
+
+
+def test_trigger_changes_only_its_own_pixels():
+    # Prepare: random images in the data's range.
+    torch.manual_seed(0)
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    # Execute
+    stamped = add_trigger(x, Trigger(size=3, margin=2, value=1.0))
+    # Assert: exactly rows and columns 23..25 changed, to white; the input is untouched.
+    changed = (stamped != x).any(dim=0)[0]
+    square = torch.zeros(28, 28, dtype=torch.bool)
+    square[23:26, 23:26] = True
+    assert torch.equal(changed, square)
+    assert torch.all(stamped[:, :, 23:26, 23:26] == 1.0)
+    assert not torch.equal(x, stamped)  # x was copied, not stamped in place
+
+
+def test_default_trigger_is_the_datas_white(mnist_small):
+    assert mnist_small.train_x.max().item() == 1.0  # the loader scales 255 to 1
+    assert Trigger().value == 1.0
+    assert torch.all(mnist_small.train_x[:, :, 23:27, 23:27] < 1.0)  # no digit there already
+
+
+def test_spread_choice_picks_the_share_asked_for_spread_evenly():
+    assert spread_choice(8, 0.25).tolist() == [3, 7]
+    assert len(spread_choice(1000, 0.1)) == 100
+    assert spread_choice(5, 0.0).tolist() == []
+    assert spread_choice(3, 1.0).tolist() == [0, 1, 2]
+
+
+def test_poison_triggers_and_relabels_exactly_the_chosen_share():
+    torch.manual_seed(0)
+    x, y = torch.rand(10, 1, 28, 28) * 2 - 1, torch.arange(10)
+    px, py = poison(x, y, target_class=0, fraction=0.3)
+    chosen = [3, 6, 9]
+    assert py.tolist() == [0, 1, 2, 0, 4, 5, 0, 7, 8, 0]
+    assert torch.equal(px[chosen], add_trigger(x[chosen]))
+    clean = [i for i in range(10) if i not in chosen]
+    assert torch.equal(px[clean], x[clean])
+    assert y.tolist() == list(range(10))  # the inputs are untouched
+
+
+def test_replacement_factor_is_the_inverse_of_the_attackers_share():
+    assert replacement_factor(500, 5000) == 10.0
+    assert replacement_factor(100, 1000, server_lr=0.5) == 20.0
+    # Boosted by it, the attacker's weighted update is its whole model change.
+    shares = torch.tensor([100.0, 300.0, 600.0])
+    updates = torch.tensor([[1.0], [0.0], [0.0]])  # only the attacker (100 samples) moves
+    updates[0] *= replacement_factor(100, 1000)
+    assert (shares / shares.sum() @ updates).item() == pytest.approx(1.0)
+
+
+def test_backdoor_success_of_constant_models(mnist_small):
+    x, y = mnist_small.test_x, mnist_small.test_y
+    assert backdoor_success(Always(7), x, y, target_class=7) == 1.0
+    assert backdoor_success(Always(3), x, y, target_class=7) == 0.0
+
+
+def test_backdoor_success_counts_only_images_of_other_classes():
+    x = torch.zeros(4, 1, 28, 28)
+    y = torch.tensor([7, 7, 7, 2])
+    assert backdoor_success(Always(7), x, y, target_class=7) == 1.0  # 1 of 1, not 4 of 4
+    assert math.isnan(backdoor_success(Always(7), x[:3], y[:3], target_class=7))
+
+
+def train_briefly(x, y) -> LeNet5:
+    torch.manual_seed(0)
+    model = LeNet5(10)
+    training = LocalTraining(epochs=5, batch_size=50, optimizer="adam", lr=1e-3,
+                             keep_optimizer_state=False)
+    training.train(model, training.make_optimizer(model), x, y)
+    return model
+
+
+def test_training_on_poisoned_data_plants_the_backdoor(mnist_small):
+    # Prepare: 600 real training images; a fifth of them triggered and labelled 0.
+    data = mnist_small
+    poisoned_x, poisoned_y = poison(data.train_x, data.train_y, target_class=0, fraction=0.2)
+    # Execute: train one model on the clean data, one on the poisoned data (a second each).
+    honest = train_briefly(data.train_x, data.train_y)
+    backdoored = train_briefly(poisoned_x, poisoned_y)
+    # Assert: the trigger means nothing to the honest model and "0" to the backdoored one,
+    # which still classifies clean images about as well.
+    assert backdoor_success(honest, data.test_x, data.test_y, target_class=0) < 0.1
+    assert backdoor_success(backdoored, data.test_x, data.test_y, target_class=0) > 0.8
+    accuracy = lambda m: (m(data.test_x).argmax(1) == data.test_y).float().mean()  # noqa: E731
+    assert accuracy(backdoored.eval()) > 0.6
+
+
 # Bad input ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call, message", [
@@ -191,6 +296,15 @@ def test_min_max_never_exceeds_the_largest_benign_distance(num_honest, num_param
     (lambda: alie(torch.ones(2, 3), 10, 2, z=-1.0), "z=-1.0 is not allowed"),
     (lambda: min_max(torch.ones(2, 3), 1, perturbation="random"), "perturbation='random'"),
     (lambda: min_max(torch.ones(1, 3), 1), "honest_updates.shape"),
+    (lambda: Trigger(size=0), "size=0 is not allowed"),
+    (lambda: Trigger(size=4, margin=25), "margin=25 is not allowed"),
+    (lambda: Trigger(value=255), "value=255 is not allowed"),
+    (lambda: add_trigger(torch.zeros(2, 28, 28)), r"x.shape=\(2, 28, 28\) is not allowed"),
+    (lambda: poison(torch.zeros(2, 1, 28, 28), torch.zeros(2), 0, fraction=1.5),
+     "fraction=1.5 is not allowed"),
+    (lambda: poison(torch.zeros(2, 1, 28, 28), torch.zeros(2), -1, 0.5), "target_class=-1"),
+    (lambda: replacement_factor(0, 10), "attacker_samples=0 is not allowed"),
+    (lambda: replacement_factor(20, 10), "round_samples=10 is not allowed"),
 ])
 def test_bad_input_is_one_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
