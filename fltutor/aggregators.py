@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from .checks import check
+from .parts import Part
 from .registry import Registry
 
 AGGREGATORS = Registry("aggregator")
@@ -52,7 +53,17 @@ def check_inputs(client_updates: torch.Tensor, weights: torch.Tensor) -> None:
           f"one positive, finite number per client ({len(client_updates)})")
 
 
-@AGGREGATORS.register("mean")
+@dataclass
+class Rule(Part):
+    """An aggregation rule with its options: a spec that, called, aggregates."""
+
+    def __call__(self, client_updates: torch.Tensor, weights: torch.Tensor) -> Aggregate:
+        raise NotImplementedError
+
+    def check_fits(self, num_clients: int) -> None:
+        """Refuse options that cannot hold with ``num_clients`` updates per round."""
+
+
 def mean(client_updates: torch.Tensor, weights: torch.Tensor) -> Aggregate:
     """FedAvg: the sample-weighted mean of the updates (McMahan et al. 2017, Algorithm 1).
 
@@ -61,3 +72,12 @@ def mean(client_updates: torch.Tensor, weights: torch.Tensor) -> Aggregate:
     check_inputs(client_updates, weights)
     share = weights.to(client_updates) / weights.sum()
     return Aggregate(update=share @ client_updates, kept=list(range(len(client_updates))))
+
+
+@AGGREGATORS.register("mean")
+@dataclass
+class Mean(Rule):
+    """FedAvg's sample-weighted mean (``mean``)."""
+
+    def __call__(self, client_updates: torch.Tensor, weights: torch.Tensor) -> Aggregate:
+        return mean(client_updates, weights)

@@ -27,13 +27,14 @@ ValueError: num_rounds=-1 is not allowed: it must be an integer >= 1 and <= 1000
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from .aggregators import AGGREGATORS
+from .aggregators import Mean, Rule
 from .checks import (MAX_BATCH, MAX_CLIENTS, MAX_EPOCHS, MAX_GAN_BATCH, MAX_GENERATED,
                      MAX_JITTER, MAX_LATENT, MAX_PREVIEW, MAX_RATE, MAX_ROUNDS, MAX_SAMPLES,
                      MAX_SEED, MAX_STEPS, Checked, check, check_bool, check_choice, check_class,
@@ -41,10 +42,8 @@ from .checks import (MAX_BATCH, MAX_CLIENTS, MAX_EPOCHS, MAX_GAN_BATCH, MAX_GENE
 from .data import DATASETS
 from .models import MODELS
 from .partition import PARTITIONS, check_exclude
+from .parts import Attack, Defense, Observation, Part
 from .training import OPTIMIZERS
-
-if TYPE_CHECKING:  # the annotation only: importing Opacus takes seconds, runs without DP skip it
-    from .defenses.dp import DPConfig
 
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": dict(
@@ -62,6 +61,15 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 MODES = ("fedavg", "fedsgd")
+
+
+def written(value: Any) -> Any:
+    """A setting as it goes into JSON: a part as its dict, a tuple of parts as a list of them."""
+    if isinstance(value, Part):
+        return value.to_dict()
+    if isinstance(value, tuple) and any(isinstance(item, Part) for item in value):
+        return [item.to_dict() for item in value]
+    return value
 
 
 def _has_mps() -> bool:
@@ -104,7 +112,10 @@ class FedConfig(Checked):
     ``partition`` is how the training data is split over clients: ``iid``, ``dirichlet`` (with
     ``alpha``; alpha = 0 is the study's one-class-per-client setting), ``one-class`` or ``shards``.
     ``exclude`` maps a client to classes it must not hold (the CRPA attacker holds neither G nor T).
-    ``dp`` trains every client with record-level DP-SGD (``fltutor.defenses.dp.DPConfig``).
+    The parts of the run (``fltutor.parts``): ``attackers`` (attack specs, each on its own
+    clients), ``aggregator`` (a rule of ``fltutor.aggregators``, FedAvg's mean by default),
+    ``defenses`` (record-level DP-SGD is ``fltutor.defenses.dp.DPConfig``) and ``observations``
+    (what is measured every round besides accuracy).
 
     Every field is checked when the config is made and again when one is set later
     (``fltutor.checks.Checked``); the upper bounds are in ``fltutor.checks``.
@@ -124,7 +135,6 @@ class FedConfig(Checked):
     keep_optimizer_state: bool = True
     client_fraction: float = 1.0
     mode: str = "fedavg"
-    aggregator: str = "mean"
     model: str = "classifier"
     max_per_class: int | None = 300
     max_test: int | None = 1000
@@ -133,16 +143,24 @@ class FedConfig(Checked):
     data_root: str | None = None
     allow_fallback: bool = False
     profile: str = "custom"
-    dp: DPConfig | None = None
+    attackers: tuple[Attack, ...] = ()
+    aggregator: Rule = field(default_factory=Mean)
+    defenses: tuple[Defense, ...] = ()
+    observations: tuple[Observation, ...] = ()
 
     def validate(self) -> None:
         """Check every field; ``__post_init__`` and every later assignment call this."""
+        self.validate_settings()
+        self.validate_parts()
+        self.validate_exclude()
+
+    def validate_settings(self) -> None:
+        """The federated-learning settings, one field after another."""
         check_choice("dataset", self.dataset, DATASETS.names())
         check_int("num_clients", self.num_clients, 1, MAX_CLIENTS)
         check_choice("partition", self.partition, PARTITIONS.names())
         check_number("alpha", self.alpha, 0.0)
         check_int("shards_per_client", self.shards_per_client, 1, MAX_CLIENTS)
-        self.validate_exclude()
         check_int("num_rounds", self.num_rounds, 1, MAX_ROUNDS)
         check_int("local_epochs", self.local_epochs, 1, MAX_EPOCHS)
         check_int("batch_size", self.batch_size, 1, MAX_BATCH)
@@ -151,7 +169,6 @@ class FedConfig(Checked):
         check_bool("keep_optimizer_state", self.keep_optimizer_state)
         check_number("client_fraction", self.client_fraction, 0.0, 1.0, open_low=True)
         check_choice("mode", self.mode, MODES)
-        check_choice("aggregator", self.aggregator, AGGREGATORS.names())
         check_choice("model", self.model, MODELS.names())
         for name in ("max_per_class", "max_test"):
             if getattr(self, name) is not None:
@@ -170,18 +187,36 @@ class FedConfig(Checked):
               "data_root", self.data_root, "None or a folder path")
         check_bool("allow_fallback", self.allow_fallback)
         check_choice("profile", self.profile, [*PROFILES, "custom"])
-        if self.dp is not None:
-            from .defenses.dp import DPConfig  # imported only when asked for (see above)
 
-            check(isinstance(self.dp, DPConfig), "dp", self.dp, "None or a DPConfig")
+    def validate_parts(self) -> None:
+        """Every part of the right role and fitting these settings; attackers on distinct
+        clients, with at least one honest client left; an aggregator that can work with the
+        number of clients of a round."""
+        for role, kind in (("attackers", Attack), ("defenses", Defense),
+                           ("observations", Observation)):
+            parts = getattr(self, role)
+            check(isinstance(parts, tuple) and all(isinstance(p, kind) for p in parts), role,
+                  parts, f"a tuple of {kind.__name__} specs (see fltutor.parts)")
+        check(isinstance(self.aggregator, Rule), "aggregator", self.aggregator,
+              "a Rule spec (fltutor.aggregators.AGGREGATORS)")
+        for part in (*self.attack_parts(), *self.defenses, *self.observation_parts()):
+            part.check_fits(self)
+        taken = [k for attack in self.attack_parts() for k in attack.clients]
+        check(len(set(taken)) == len(taken), "attackers", [a.clients for a in self.attack_parts()],
+              "attacks on distinct clients (one attack spec per coalition)")
+        check(len(taken) < self.num_clients, "malicious clients", len(taken),
+              f"fewer than num_clients={self.num_clients} (at least one client must be honest)")
+        self.aggregator.check_fits(self.clients_per_round)
 
     def validate_exclude(self) -> None:
-        """``exclude`` must name real clients and classes, and leave a partition possible."""
+        """``exclude`` must name real clients and classes, and leave a partition possible, also
+        once the attackers' placement is added (``partition_exclude``)."""
         check_exclude(self.exclude, self.num_clients, self.num_classes)
-        for client, classes in self.exclude.items():
+        for client, classes in self.partition_exclude().items():
             check(len(set(classes)) < self.num_classes, "exclude classes", classes,
                   f"fewer than all {self.num_classes} classes (client {client} must hold some)")
-        check(self.partition != "iid" or not any(self.exclude.values()), "exclude", self.exclude,
+        check(self.partition != "iid" or not any(self.partition_exclude().values()), "exclude",
+              self.partition_exclude(),
               "empty with partition='iid', where every client holds every class (use "
               "dirichlet, one-class or shards)")
 
@@ -203,201 +238,40 @@ class FedConfig(Checked):
     def num_classes(self) -> int:
         return DATASETS[self.dataset].num_classes
 
+    @property
+    def clients_per_round(self) -> int:
+        """How many clients take part in each round (``client_fraction`` of them, at least one)."""
+        return max(1, round(self.client_fraction * self.num_clients))
+
+    # The three points where a run is composed. A study's config (``fltutor.recipes``) may add
+    # its own parts here, computed from its settings.
+
+    def attack_parts(self) -> tuple[Attack, ...]:
+        """The run's attacks: ``attackers``."""
+        return self.attackers
+
+    def observation_parts(self) -> tuple[Observation, ...]:
+        """What the run measures beyond accuracy: ``observations``."""
+        return self.observations
+
+    def partition_exclude(self) -> dict[int, tuple[int, ...]]:
+        """``exclude`` plus every attack's placement: the classes each client must not hold."""
+        merged = {client: set(classes) for client, classes in self.exclude.items()}
+        for attack in self.attack_parts():
+            for client, classes in attack.placement().items():
+                merged.setdefault(client, set()).update(classes)
+        return {client: tuple(sorted(classes)) for client, classes in merged.items()}
+
+    @property
+    def malicious_clients(self) -> set[int]:
+        """The clients some attack controls."""
+        return {k for attack in self.attack_parts() for k in attack.clients}
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy (written into every results file)."""
-        return dataclasses.asdict(self)
+        """A JSON-ready copy (written into every results file); each part as its own dict."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {name: written(copy.deepcopy(value)) for name, value in values.items()}
 
     def replace(self, **changes: Any):
         """A validated copy with some fields changed."""
         return dataclasses.replace(self, **changes)
-
-
-#: The CRPA study's settings on top of ``PROFILES`` (see ``CRPAConfig`` for why quick departs).
-CRPA_PROFILES: dict[str, dict[str, Any]] = {
-    "quick": dict(
-        num_rounds=40,
-        max_per_class=200,
-        max_test=1000,
-        batch_size=50,
-        keep_optimizer_state=False,
-        attack_start_round=10,
-        poison_count=20,
-        gan_steps=30,
-        gan_batch_size=32,
-        generator_optimizer="adam",
-        generator_lr=5e-4,
-        discriminator_optimizer="sgd",
-        discriminator_lr=1e-4,
-        gan_jitter=2,
-        gan_smoothness=0.3,
-    ),
-    "paper": dict(
-        num_clients=10,
-        partition="dirichlet",
-        alpha=0.0,
-        max_per_class=5000,
-        max_test=None,
-        num_rounds=300,
-        batch_size=250,
-        local_epochs=1,
-        optimizer="adam",
-        lr=1e-3,
-        attack_start_round=1,
-        poison_count=500,
-        gan_steps=None,
-        gan_batch_size=250,
-        generator_optimizer="sgd",
-        generator_lr=1e-3,
-        discriminator_optimizer="sgd",
-        discriminator_lr=1e-4,
-    ),
-}
-
-
-def scaled_start_round(profile: dict[str, Any], num_rounds: int) -> int:
-    """The profile's first attack round for a run of ``num_rounds``: its honest rounds keep their
-    share of the run (the profile's ``attack_start_round - 1`` honest rounds of its own length).
-
-    >>> [scaled_start_round(CRPA_PROFILES["quick"], rounds) for rounds in (40, 5, 4, 100)]
-    [10, 2, 1, 23]
-    >>> scaled_start_round(CRPA_PROFILES["paper"], 30)
-    1
-    """
-    honest_rounds = profile["attack_start_round"] - 1
-    return 1 + honest_rounds * num_rounds // profile["num_rounds"]
-
-
-@dataclass
-class CRPAConfig(FedConfig):
-    """Settings of a run with one malicious client (Becker et al. 2025), on top of ``FedConfig``.
-
-    ``attack`` names the attacker (``fltutor.attacks.ATTACKS``): ``crpa`` reconstructs class
-    ``generate_class`` (G) with a GAN and submits the reconstructions labelled ``target_class`` (T);
-    ``reconstruction`` runs the GAN only (Hitaj et al. 2017); ``label-flip`` holds real images of
-    G and submits them labelled T; ``none`` is the control run without an attacker. The attacker
-    trains honestly before round ``attack_start_round`` and attacks from it on. Client
-    ``attacker`` is placed as in the study: it holds neither G nor T (``placement_exclude``); the
-    label-flip attacker is handed ``poison_count`` real images of G on top. A ``free_rider``
-    attacker holds no data of its own. The default partition is the study's alpha = 0, one class
-    per client.
-
-    GAN settings: every round the generator takes ``gan_steps`` steps (``None``: one epoch over
-    the attacker's data, as in the study) on batches of ``gan_batch_size``, with
-    ``generator_optimizer`` at ``generator_lr``; the attacker's copy of the global model (the
-    discriminator) learns with ``discriminator_optimizer`` at ``discriminator_lr``. The
-    generator draws ``latent_dim`` noise numbers; ``preview_count`` samples from fixed noise are
-    kept every round to show the reconstruction improving.
-
-    The ``paper`` profile is the study's setting exactly (the study does not say how large its
-    GAN batches are; we use its training batch, 250). The ``quick`` profile departs from it to
-    show the same effects on two CPU cores in a few minutes (MNIST, G = 4, T = 9, seed 0: AAA
-    0.80 at alpha 0 against 0.15 without an attacker; the README's comparison table has the rest):
-
-    - 200 images per class, not 5,000, batch 50, 1,000 test images, 40 rounds, not 300;
-    - every client starts each round with a fresh optimizer (``keep_optimizer_state=False``):
-      with one class per client, Adam moments carried over from round to round made the global
-      model swing between classes (test accuracy 0.35 to 0.72 from round to round; 0.80 and
-      steady with fresh optimizers);
-    - the attack starts in round 10, not 1. At alpha 0 the federation needs some rounds to
-      learn G at all; a generator trained against a model that knows nothing of G has nothing
-      to reconstruct, and its poison then only keeps G from ever being learnt. The study's 300
-      rounds leave time for both; the reference code of the GAN attack also waits until the
-      global model is accurate before it attacks. A run of another length keeps the share of
-      honest rounds (round 2 of 5, see ``scaled_start_round``);
-    - 20 poisoned images per round: one tenth of a client's 200, the study's 500 to 5,000;
-    - the generator trains with Adam (lr 5e-4, beta1 0.5), 30 steps of 32 per round. The
-      study's SGD at 1e-3 for one epoch moves it too little to follow the global model in
-      30 rounds;
-    - two image priors that the study does not use (``gan_jitter=2``, ``gan_smoothness=0.3``,
-      see ``fltutor.attacks.gan.GANTraining``): without them the generator's images are
-      high-frequency patterns that fool the classifier; with them they are smooth blobs.
-
-    In so short a run the generated images are not yet recognisable digits (see the README's
-    comparison table): they fool the global model, and the poison works, long before they look
-    like G to a person.
-    """
-
-    partition: str = "dirichlet"
-    alpha: float = 0.0
-    attack: str = "crpa"
-    generate_class: int = 4
-    target_class: int = 9
-    attacker: int = 0
-    attack_start_round: int = 1
-    poison_count: int = 500
-    free_rider: bool = False
-    gan_steps: int | None = None
-    gan_batch_size: int = 250
-    generator_optimizer: str = "sgd"
-    generator_lr: float = 1e-3
-    discriminator_optimizer: str = "sgd"
-    discriminator_lr: float = 1e-4
-    gan_jitter: int = 0
-    gan_smoothness: float = 0.0
-    latent_dim: int = 100
-    preview_count: int = 8
-
-    def validate(self) -> None:
-        super().validate()
-        from .attacks import ATTACKS  # the attacks build on the federation, which imports config
-
-        check_choice("attack", self.attack, ATTACKS.names())
-        check_int("num_clients", self.num_clients, 2)  # the attacker and at least one victim
-        check_class("generate_class", self.generate_class, self.num_classes)
-        check_class("target_class", self.target_class, self.num_classes)
-        check(self.target_class != self.generate_class, "target_class", self.target_class,
-              f"a class other than generate_class={self.generate_class}")
-        check(is_int(self.attacker) and 0 <= self.attacker < self.num_clients,
-              "attacker", self.attacker, f"a client index from 0 to {self.num_clients - 1}")
-        check(self.partition != "iid", "partition", self.partition,
-              f"one of {', '.join(p for p in PARTITIONS.names() if p != 'iid')}: under iid "
-              f"the attacker would hold generate_class={self.generate_class} and "
-              f"target_class={self.target_class}")
-        check(hasattr(MODELS[self.model], "fake_label"), "model", self.model,
-              "a model with the attacker's extra fake output (classifier)")
-        check(is_int(self.attack_start_round) and 1 <= self.attack_start_round <= self.num_rounds,
-              "attack_start_round", self.attack_start_round,
-              f"a round from 1 to num_rounds={self.num_rounds}")
-        check_int("poison_count", self.poison_count, 1, MAX_GENERATED)
-        check_bool("free_rider", self.free_rider)
-        check(not (self.free_rider and self.attack == "none"), "free_rider", self.free_rider,
-              "False when attack='none' (the control run has no attacker)")
-        check(not (self.free_rider and self.attack_start_round > 1), "free_rider",
-              self.free_rider, "False when attack_start_round > 1 (a free rider has nothing to "
-              "train on honestly before it attacks)")
-        if self.gan_steps is not None:
-            check_int("gan_steps", self.gan_steps, 1, MAX_STEPS)
-        check_int("gan_batch_size", self.gan_batch_size, 2, MAX_GAN_BATCH)  # BatchNorm needs two
-        for role in ("generator", "discriminator"):
-            check_choice(f"{role}_optimizer", getattr(self, f"{role}_optimizer"), list(OPTIMIZERS))
-            check_number(f"{role}_lr", getattr(self, f"{role}_lr"), 0.0, MAX_RATE, open_low=True)
-        check_int("gan_jitter", self.gan_jitter, 0, MAX_JITTER)
-        check_number("gan_smoothness", self.gan_smoothness, 0.0, MAX_RATE)
-        check_int("latent_dim", self.latent_dim, 1, MAX_LATENT)
-        check_int("preview_count", self.preview_count, 1, MAX_PREVIEW)
-
-    @classmethod
-    def from_profile(cls, profile: str | None = None, **overrides: Any):
-        """The profile's federation and CRPA values, then ``overrides`` on top.
-
-        A run shorter or longer than the profile's that names no ``attack_start_round`` gets
-        the profile's start scaled to its length (``scaled_start_round``): ``quick`` attacks
-        from round 10 of 40, so from round 2 of 5; ``paper`` always from round 1.
-        """
-        if profile is None:
-            profile = default_profile(overrides.get("device", "auto"))
-        check_choice("profile", profile, CRPA_PROFILES)
-        values = {**CRPA_PROFILES[profile], **overrides}
-        rounds = values.get("num_rounds", PROFILES[profile]["num_rounds"])
-        if "attack_start_round" not in overrides and is_int(rounds) and rounds >= 1:
-            values["attack_start_round"] = scaled_start_round(CRPA_PROFILES[profile], rounds)
-        return super().from_profile(profile, **values)
-
-    def placement_exclude(self) -> dict[int, tuple[int, ...]]:
-        """``exclude`` plus the study's placement: the attacker holds neither G nor T.
-
-        >>> CRPAConfig(generate_class=4, target_class=9, attacker=2).placement_exclude()
-        {2: (4, 9)}
-        """
-        kept_away = {*self.exclude.get(self.attacker, ()), self.generate_class, self.target_class}
-        return {**self.exclude, self.attacker: tuple(sorted(kept_away))}

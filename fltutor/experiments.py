@@ -33,12 +33,9 @@ from typing import Any, Callable
 
 import torch
 
-from .attacks import ATTACKS
-from .config import CRPAConfig, FedConfig, check
-from .data import Data
+from .config import FedConfig, check
 from .federation import Federation
-from .metrics import Judge, aaa, attack_accuracy_observer, reconstruction_quality
-from .viz import metric_curves, partition_heatmap, samples_over_rounds
+from .viz import metric_curves, partition_heatmap
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -348,86 +345,3 @@ def run_fedavg(config: FedConfig, out_dir: str | Path, progress: bool = True,
     if finished is not None:
         return finished
     return run_in_claimed_dir(Federation.build(config), Path(out_dir), progress)
-
-
-def crpa_federation_config(config: CRPAConfig) -> CRPAConfig:
-    """The configuration a CRPA run's federation uses: G and T kept away from the attacker."""
-    return config.replace(exclude=config.placement_exclude())
-
-
-def crpa_federation(config: CRPAConfig, data: Data | None = None) -> Federation:
-    """A federation with client ``config.attacker`` replaced by the chosen attacker.
-
-    The partition keeps G and T away from the attacker (``config.placement_exclude()``), and an
-    observer records every round's ``attack_accuracy``. Run it with ``run()``, or to disk with
-    ``run_crpa``.
-    """
-    federation = Federation.build(crpa_federation_config(config), data)
-    federation.clients[config.attacker] = ATTACKS[config.attack](federation, config)
-    federation.observers.append(attack_accuracy_observer(config.generate_class,
-                                                         config.target_class))
-    return federation
-
-
-def generated_samples(federation: Federation) -> list[dict]:
-    """The GAN attacker's previews (``{"round", "images"}`` per round); [] without a GAN attacker."""
-    attacker = federation.clients[federation.config.attacker]
-    reconstruction = getattr(attacker, "reconstruction", None)
-    return reconstruction.previews if reconstruction is not None else []
-
-
-def run_crpa(config: CRPAConfig, out_dir: str | Path, progress: bool = True,
-             force: bool = False,
-             after_round: Callable[[Federation], None] | None = None) -> dict:
-    """A CRPA-study run to ``out_dir`` (the ``fltutor crpa`` command); resumable like any run.
-
-    Besides metrics.json (each round with ``attack_accuracy``, the summary with ``aaa``) it
-    saves ``attack_accuracy.png`` and, for a GAN attacker, ``generated.png``: the generated
-    samples at several rounds. A finished run in ``out_dir`` is kept (``force=True`` reruns it).
-    """
-    finished = claim_out_dir(out_dir, crpa_federation_config(config), force)
-    if finished is not None:
-        check_fields(Path(out_dir) / METRICS, finished["summary"], {"aaa": "a number"},
-                     "its 'summary'")
-        return finished
-    return run_in_claimed_dir(crpa_federation(config), Path(out_dir), progress,
-                              extra_summary=attack_summary,
-                              finish=lambda federation, final, out: draw_attack(federation, final,
-                                                                                out, progress),
-                              after_round=after_round)
-
-
-def draw_attack(federation: Federation, final: dict, out_dir: Path, progress: bool = True) -> None:
-    """A CRPA run's own figures, and the judge's scores of a GAN attacker's reconstructions."""
-    config = federation.config
-    g, t = (federation.data.class_names[c] for c in (config.generate_class, config.target_class))
-    save_figure(metric_curves({config.attack: federation.history}, "attack_accuracy",
-                              title=f"attack accuracy: test images of {g} predicted as {t}"),
-                out_dir / "attack_accuracy.png")
-    previews = generated_samples(federation)
-    if previews:
-        save_figure(samples_over_rounds(previews, title=f"generated samples of class {g}"),
-                    out_dir / "generated.png")
-        final["summary"].update(judge_reconstructions(federation, progress=progress))
-
-
-def attack_summary(federation: Federation) -> dict:
-    """AAA over the rounds so far, and the privacy budget spent (epsilon) under DP."""
-    summary = {"aaa": aaa(federation.history)}
-    if "epsilon" in federation.history[-1]:
-        summary["epsilon"] = federation.history[-1]["epsilon"]
-    return summary
-
-
-def judge_reconstructions(federation: Federation, count: int = 64, progress: bool = True) -> dict:
-    """Score ``count`` fresh samples of the GAN attacker with an independent judge and SSIM.
-
-    The judge is trained here, by the experimenter, on the real training data; the attacker
-    never sees it (``fltutor.metrics.reconstruction_quality``).
-    """
-    config, data = federation.config, federation.data
-    attacker = federation.clients[config.attacker]
-    fakes = attacker.reconstruction.generate(count)
-    real_of_class = data.train_x[data.train_y == config.generate_class]
-    judge = Judge.train(data, seed=config.seed, progress=progress)
-    return reconstruction_quality(fakes, real_of_class, judge, config.generate_class)

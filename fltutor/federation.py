@@ -9,8 +9,14 @@ One round t of FedAvg (McMahan et al. 2017, Algorithm 1):
 5. observers see the round's record (weights before and after, every update, the metrics) and
    may add metrics of their own (attack accuracy, privacy budget, reconstructions, ...).
 
-A malicious client is just another ``Client`` subclass with its own ``local_update``: the
-federation never asks who is honest.
+Between steps 2 and 3 comes one step for the attackers (``submitted``): every attack of the run
+turns what its clients trained into what they submit; an omniscient one sees the honest
+updates while it does (``fltutor.parts.OmniscientAttack``).
+
+A run is composed of parts (``fltutor.parts``): ``Federation.build`` lets every attack place
+its clients, every defense wrap what it protects and every observation add its observer. A
+malicious client is just another ``Client`` with its own ``local_update``: neither the builder
+nor the round loop asks which attack or defense is present, or who is honest.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .aggregators import AGGREGATORS, Aggregate
+from .aggregators import Aggregate
+from .checks import MAX_ROUNDS, check_int
 from .config import FedConfig, resolve_device
 from .data import Data, load
 from .metrics import Evaluation, evaluate
@@ -111,7 +118,13 @@ class RoundRecord:
     def to_json(self) -> dict:
         """The round's line in ``metrics.json``."""
         return {"round": self.round, "seconds": round(self.seconds, 4),
-                "clients": self.client_ids, **self.evaluation.as_dict(), **self.metrics}
+                "clients": self.client_ids, "kept": self.kept_clients,
+                **self.evaluation.as_dict(), **self.metrics}
+
+    @property
+    def kept_clients(self) -> list[int]:
+        """The clients whose updates the aggregator used (``Aggregate.kept`` counts rows)."""
+        return [self.client_ids[row] for row in self.aggregate.kept]
 
 
 #: An observer looks at a finished round and may return extra metrics to record with it.
@@ -132,15 +145,21 @@ class Federation:
         self.parts = parts
         self.clients = clients
         self.global_model = global_model
-        self.aggregate = AGGREGATORS[config.aggregator]
+        self.aggregate: Callable[[torch.Tensor, torch.Tensor], Aggregate] = config.aggregator
+        self.attacks = config.attack_parts()
+        self.malicious_clients = config.malicious_clients
         self.observers: list[Observer] = []
         self.history: list[dict] = []
 
     @classmethod
     def build(cls, config: FedConfig, data: Data | None = None) -> "Federation":
-        """Seed, load the data, partition it, and give every client a copy of a fresh model.
+        """Seed, load the data, partition it, give every client a copy of a fresh model, then
+        put the config's parts in place.
 
-        With ``config.dp`` every client trains with DP-SGD (``fltutor.defenses.dp.make_private``).
+        The partition respects ``config.partition_exclude()`` (the attackers' placement
+        included). Then each attack replaces its clients (``Attack.make_client``) and adds its
+        observers, each defense wraps what it protects (``Defense.protect``), and each
+        observation adds its observer. ``config`` itself is kept as it is.
         """
         device = resolve_device(config.device)
         torch.manual_seed(config.seed)
@@ -150,8 +169,8 @@ class Federation:
                         allow_fallback=config.allow_fallback)
         data = data.to(device)
         parts = split(data.train_y, config.partition, config.num_clients, alpha=config.alpha,
-                      shards_per_client=config.shards_per_client, exclude=config.exclude,
-                      seed=config.seed)
+                      shards_per_client=config.shards_per_client,
+                      exclude=config.partition_exclude(), seed=config.seed)
         model = MODELS[config.model](data.num_classes).to(device)
         training = LocalTraining.from_config(config)
         clients = []
@@ -160,10 +179,14 @@ class Federation:
             clients.append(Client(k, data.train_x[index], data.train_y[index],
                                   copy.deepcopy(model), training))
         federation = cls(config, data, parts, clients, model)
-        if config.dp is not None:
-            from .defenses.dp import make_private  # Opacus takes seconds to import: only for DP
-
-            make_private(federation, config.dp)
+        for attack in federation.attacks:
+            for k in attack.clients:
+                federation.clients[k] = attack.make_client(federation.clients[k], federation)
+            federation.observers += attack.observers(federation)
+        for defense in config.defenses:
+            defense.protect(federation)
+        for observation in config.observation_parts():
+            federation.observers.append(observation.observer(federation))
         return federation
 
     @property
@@ -187,7 +210,7 @@ class Federation:
         before = flat_parameters(self.global_model)
         chosen = self.choose_clients()
         updates = [self.clients[k].local_update(before, round_index) for k in chosen]
-        stacked = torch.stack([u.delta for u in updates])
+        stacked = self.submitted(torch.stack([u.delta for u in updates]), chosen, round_index)
         weights = torch.tensor([float(u.num_samples) for u in updates])
         aggregate = self.aggregate(stacked, weights)
         after = before + aggregate.update
@@ -202,6 +225,24 @@ class Federation:
         self.history.append(record.to_json())
         return record
 
+    def submitted(self, trained: torch.Tensor, chosen: list[int],
+                  round_index: int) -> torch.Tensor:
+        """The step between local training and aggregation: what the chosen clients submit.
+
+        ``trained[i]`` is the update client ``chosen[i]`` trained. Each attack gets the rows of
+        its own clients and the honest clients' rows (``Attack.submit``; only an omniscient
+        attack passes the honest rows on to its ``tamper``) and returns what its clients send.
+        """
+        if not self.attacks:
+            return trained
+        honest = [i for i, k in enumerate(chosen) if k not in self.malicious_clients]
+        submitted = trained.clone()
+        for attack in self.attacks:
+            own = [i for i, k in enumerate(chosen) if k in attack.clients]
+            if own:  # none of its clients may have been chosen this round
+                submitted[own] = attack.submit(trained[own], trained[honest], round_index)
+        return submitted
+
     def run(self, num_rounds: int | None = None, progress: bool = True,
             after_round: Callable[["Federation"], None] | None = None) -> list[dict]:
         """Run until ``num_rounds`` rounds are done in all (default: the config's number).
@@ -211,6 +252,8 @@ class Federation:
         """
         from tqdm.auto import tqdm
 
+        if num_rounds is not None:
+            check_int("num_rounds", num_rounds, 1, MAX_ROUNDS)
         total = num_rounds or self.config.num_rounds
         with tqdm(total=total, initial=self.rounds_done, desc="rounds", unit="round",
                   disable=not progress) as bar:

@@ -6,12 +6,17 @@ out of the attacks makes the threat model readable from the attacks' signatures 
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .checks import check, check_class, check_int
+from .parts import OBSERVATIONS, Observation
 
 
 @dataclass
@@ -151,14 +156,65 @@ def mean_and_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.pstdev(values)
 
 
-def attack_accuracy_observer(generate_class: int, target_class: int):
-    """A federation observer that records each round's ``attack_accuracy`` with its metrics."""
+@OBSERVATIONS.register("attack-accuracy")
+@dataclass
+class AttackAccuracy(Observation):
+    """Records each round's ``attack_accuracy``: test images of G that the model calls T."""
 
-    def observe(record) -> dict:
-        confusion = record.evaluation.confusion
-        return {"attack_accuracy": attack_accuracy(confusion, generate_class, target_class)}
+    generate_class: int = 4
+    target_class: int = 9
 
-    return observe
+    def validate(self) -> None:
+        check_int("generate_class", self.generate_class, 0)
+        check_int("target_class", self.target_class, 0)
+        check(self.target_class != self.generate_class, "target_class", self.target_class,
+              f"a class other than generate_class={self.generate_class}")
+
+    def check_fits(self, config) -> None:
+        check_class("generate_class", self.generate_class, config.num_classes)
+        check_class("target_class", self.target_class, config.num_classes)
+
+    def observer(self, federation) -> Callable:
+        def observe(record) -> dict:
+            confusion = record.evaluation.confusion
+            return {"attack_accuracy": attack_accuracy(confusion, self.generate_class,
+                                                       self.target_class)}
+
+        return observe
+
+
+def detection_rates(chosen: list[int], kept: list[int], malicious: set[int]) -> dict:
+    """How well the aggregator told the attackers apart this round.
+
+    ``detection_tpr``: the share of the round's malicious clients it left out (1 is perfect);
+    ``detection_fpr``: the share of the round's honest clients it left out (0 is perfect).
+    A rate with no client to count is NaN (written as null in metrics.json).
+
+    >>> detection_rates([0, 1, 2, 3], kept=[1, 2], malicious={0})
+    {'detection_tpr': 1.0, 'detection_fpr': 0.3333333333333333}
+    """
+    left_out = set(chosen) - set(kept)
+    attackers = [k for k in chosen if k in malicious]
+    honest = [k for k in chosen if k not in malicious]
+
+    def share(group: list[int]) -> float:
+        return sum(k in left_out for k in group) / len(group) if group else math.nan
+
+    return {"detection_tpr": share(attackers), "detection_fpr": share(honest)}
+
+
+@OBSERVATIONS.register("detection")
+@dataclass
+class Detection(Observation):
+    """Records each round's detection rates of the aggregator (``detection_rates``)."""
+
+    def observer(self, federation) -> Callable:
+        malicious = federation.malicious_clients
+
+        def observe(record) -> dict:
+            return detection_rates(record.client_ids, record.kept_clients, malicious)
+
+        return observe
 
 
 class Judge:

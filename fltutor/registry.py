@@ -30,10 +30,16 @@ class Registry:
         self._entries: dict = {}
 
     def register(self, name: str) -> Callable[[F], F]:
-        """Decorator that files the decorated callable under ``name``."""
+        """Decorator that files the decorated callable under ``name``.
+
+        A decorated class with a ``name`` attribute (a spec of ``fltutor.parts``) learns its name,
+        so the name is written once.
+        """
 
         def decorate(function: F) -> F:
             self.add(name, function)
+            if isinstance(function, type) and hasattr(function, "name"):
+                function.name = name
             return function
 
         return decorate

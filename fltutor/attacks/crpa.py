@@ -9,18 +9,24 @@ poisons with the reconstructions. Every round it
    its training data in place of last round's set,
 3. trains and submits like any client.
 
-The factories at the end place each attacker of the study in a federation: they turn the honest
-client at ``config.attacker`` into the chosen kind of attacker. ``fltutor.attacks.ATTACKS``
-maps the attack names to them.
+The specs at the end (``LabelFlip``, ``Reconstruction``, ``CRPA``) place each attacker of the
+study in a federation: they turn honest clients into the chosen kind of attacker. They are filed
+in ``fltutor.parts.ATTACKS`` under ``label-flip``, ``reconstruction`` and ``crpa``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
+from ..checks import MAX_GENERATED, MAX_ROUNDS, check, check_bool, check_int
 from ..federation import Client
+from ..metrics import AttackAccuracy
 from ..models import MODELS, Generator
-from .gan import GANReconstruction, GANTraining, ReconstructionClient
+from ..partition import PARTITIONS
+from ..parts import ATTACKS, Attack
+from .gan import GANReconstruction, GANSettings, ReconstructionClient
 from .poisoning import LabelFlipClient
 
 
@@ -47,66 +53,125 @@ class CRPAClient(ReconstructionClient):
         return self.target_class
 
 
-# Placing the attackers. A factory takes the federation and the run's CRPAConfig and returns
-# the client that takes the place of client ``config.attacker``. Unlike the attacks themselves,
-# a factory may look at the whole dataset: it is the experimenter deciding what the attacker holds.
-# Its random draws come from a forked generator, so placing an attacker leaves the federation's
-# random stream as it was: until the attack starts, a run repeats its control run exactly.
+# The specs that place these attackers in a federation (``fltutor.parts.Attack``). Unlike the
+# attacks themselves, a spec may look at the whole dataset: it is the experimenter deciding what
+# the attacker holds. Its random draws come from a forked generator, so placing an attacker
+# leaves the federation's random stream as it was: until the attack starts, a run repeats its
+# control run exactly.
 
-def own_data(federation, config) -> tuple[torch.Tensor, torch.Tensor]:
-    """The attacker's share of the partition; nothing at all for a free rider."""
-    client = federation.clients[config.attacker]
-    keep = 0 if config.free_rider else len(client.y)
-    return client.x[:keep], client.y[:keep]
+@dataclass
+class TargetedPoisoning(Attack):
+    """The CRPA study's attackers: clients that want test images of G classified as T.
+
+    As in the study, each holds neither G (``generate_class``) nor T (``target_class``):
+    ``placement`` keeps both away from it. It trains honestly before ``start_round`` and attacks
+    from that round on, with ``poison_count`` poisoned images a round. A ``free_rider`` holds no
+    data of its own at all. Attack accuracy is measured by ``fltutor.metrics.AttackAccuracy``.
+    """
+
+    generate_class: int = 4
+    target_class: int = 9
+    start_round: int = 1
+    poison_count: int = 500
+    free_rider: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        AttackAccuracy(self.generate_class, self.target_class)  # the same checks on G and T
+        check_int("start_round", self.start_round, 1, MAX_ROUNDS)
+        check_int("poison_count", self.poison_count, 1, MAX_GENERATED)
+        check_bool("free_rider", self.free_rider)
+        check(not (self.free_rider and self.start_round > 1), "free_rider", self.free_rider,
+              "False when start_round > 1 (a free rider has nothing to train on honestly "
+              "before it attacks)")
+
+    def check_fits(self, config) -> None:
+        super().check_fits(config)
+        AttackAccuracy(self.generate_class, self.target_class).check_fits(config)
+        check(self.start_round <= config.num_rounds, "start_round", self.start_round,
+              f"a round from 1 to num_rounds={config.num_rounds}")
+        check(config.partition != "iid", "partition", config.partition,
+              f"one of {', '.join(p for p in PARTITIONS.names() if p != 'iid')}: under iid the "
+              f"attacker would hold generate_class={self.generate_class} and "
+              f"target_class={self.target_class}")
+
+    def placement(self) -> dict[int, tuple[int, ...]]:
+        return {k: tuple(sorted((self.generate_class, self.target_class))) for k in self.clients}
+
+    def own_data(self, honest: Client) -> tuple[torch.Tensor, torch.Tensor]:
+        """The attacker's share of the partition; nothing at all for a free rider."""
+        keep = 0 if self.free_rider else len(honest.y)
+        return honest.x[:keep], honest.y[:keep]
 
 
-def new_reconstruction(federation, config) -> GANReconstruction:
-    """A fresh generator and discriminator copy on the federation's device."""
-    device = federation.data.train_x.device
-    with torch.random.fork_rng(devices=[]):  # drawn on the CPU, then moved
-        return GANReconstruction(
-            generator=Generator(config.latent_dim).to(device),
-            discriminator=MODELS[config.model](federation.data.num_classes).to(device),
-            generate_class=config.generate_class,
-            training=GANTraining.from_config(config),
-            preview_noise=torch.randn(config.preview_count, config.latent_dim).to(device),
-        )
-
-
-def crpa_attacker(federation, config) -> CRPAClient:
-    """The CRPA attacker (Becker et al. 2025): reconstructs G, poisons with it as T."""
-    honest = federation.clients[config.attacker]
-    return CRPAClient(honest.client_id, *own_data(federation, config), honest.model,
-                      honest.training, new_reconstruction(federation, config),
-                      config.poison_count, config.target_class, config.attack_start_round)
-
-
-def reconstruction_attacker(federation, config) -> ReconstructionClient:
-    """Reconstruction only (Hitaj et al. 2017): ``poison_count`` fakes, labelled fake, each round."""
-    honest = federation.clients[config.attacker]
-    return ReconstructionClient(honest.client_id, *own_data(federation, config), honest.model,
-                                honest.training, new_reconstruction(federation, config),
-                                config.poison_count, config.attack_start_round)
-
-
-def label_flip_attacker(federation, config) -> LabelFlipClient:
-    """The baseline that holds G: its share plus ``poison_count`` real training images of G.
+@ATTACKS.register("label-flip")
+@dataclass
+class LabelFlip(TargetedPoisoning):
+    """The baseline that holds G: its share plus ``poison_count`` real training images of G,
+    trained as T from ``start_round`` on (``LabelFlipClient``).
 
     The images of G are copies of training images that an honest client also holds (picked at
     random with the run's seed), so partition and placement stay exactly those of the CRPA run;
     only where the attacker's images of G come from differs.
     """
-    honest = federation.clients[config.attacker]
-    x, y = own_data(federation, config)
-    data = federation.data
-    of_class = (data.train_y == config.generate_class).nonzero().flatten()
-    with torch.random.fork_rng(devices=[]):
-        picked = of_class[torch.randperm(len(of_class))[:config.poison_count].to(of_class.device)]
-    return LabelFlipClient(honest.client_id, torch.cat([x, data.train_x[picked]]),
-                           torch.cat([y, data.train_y[picked]]), honest.model, honest.training,
-                           config.generate_class, config.target_class, config.attack_start_round)
+
+    def make_client(self, honest: Client, federation) -> LabelFlipClient:
+        x, y = self.own_data(honest)
+        data = federation.data
+        of_class = (data.train_y == self.generate_class).nonzero().flatten()
+        with torch.random.fork_rng(devices=[]):
+            picked = of_class[torch.randperm(len(of_class))[:self.poison_count].to(of_class.device)]
+        return LabelFlipClient(honest.client_id, torch.cat([x, data.train_x[picked]]),
+                               torch.cat([y, data.train_y[picked]]), honest.model,
+                               honest.training, self.generate_class, self.target_class,
+                               self.start_round)
 
 
-def no_attacker(federation, config) -> Client:
-    """The control run: client ``config.attacker`` stays honest."""
-    return federation.clients[config.attacker]
+@dataclass
+class GANAttack(TargetedPoisoning):
+    """An attacker that trains a GAN against the global model; ``gan`` says how."""
+
+    gan: GANSettings = field(default_factory=GANSettings)
+
+    def validate(self) -> None:
+        super().validate()
+        check(isinstance(self.gan, GANSettings), "gan", self.gan, "a GANSettings")
+
+    def check_fits(self, config) -> None:
+        super().check_fits(config)
+        check(hasattr(MODELS[config.model], "fake_label"), "model", config.model,
+              "a model with the attacker's extra fake output (classifier)")
+
+    def new_reconstruction(self, federation) -> GANReconstruction:
+        """A fresh generator and discriminator copy on the federation's device."""
+        device = federation.data.train_x.device
+        with torch.random.fork_rng(devices=[]):  # drawn on the CPU, then moved
+            return GANReconstruction(
+                generator=Generator(self.gan.latent_dim).to(device),
+                discriminator=MODELS[federation.config.model](federation.data.num_classes).to(device),
+                generate_class=self.generate_class,
+                training=self.gan,
+                preview_noise=torch.randn(self.gan.preview_count, self.gan.latent_dim).to(device),
+            )
+
+
+@ATTACKS.register("reconstruction")
+@dataclass
+class Reconstruction(GANAttack):
+    """Reconstruction only (Hitaj et al. 2017): ``poison_count`` fakes, labelled fake, each round."""
+
+    def make_client(self, honest: Client, federation) -> ReconstructionClient:
+        return ReconstructionClient(honest.client_id, *self.own_data(honest), honest.model,
+                                    honest.training, self.new_reconstruction(federation),
+                                    self.poison_count, self.start_round)
+
+
+@ATTACKS.register("crpa")
+@dataclass
+class CRPA(GANAttack):
+    """The CRPA attacker (Becker et al. 2025): reconstructs G, poisons with it as T."""
+
+    def make_client(self, honest: Client, federation) -> CRPAClient:
+        return CRPAClient(honest.client_id, *self.own_data(honest), honest.model,
+                          honest.training, self.new_reconstruction(federation),
+                          self.poison_count, self.target_class, self.start_round)

@@ -23,17 +23,26 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.functional.image import total_variation
 
+from ..checks import (MAX_GAN_BATCH, MAX_JITTER, MAX_LATENT, MAX_PREVIEW, MAX_RATE, MAX_STEPS,
+                      check_choice, check_int, check_number)
 from ..federation import Client
 from ..models import Generator, load_flat_parameters
+from ..parts import Part
 from ..training import OPTIMIZERS, LocalTraining, shuffled_batches
 
 
-@dataclass(frozen=True)
-class GANTraining:
-    """How the attacker trains its GAN in one round: steps, batch size, optimizers, rates.
+@dataclass
+class GANSettings(Part):
+    """How the attacker's GAN is built and trained each round; the defaults are the CRPA study's.
 
-    ``steps=None`` is the study's "one epoch per round": as many steps as batches of the
-    attacker's real data (of its generated set, for a free rider that holds none).
+    Every round the generator takes ``steps`` steps (``None``: the study's "one epoch per round",
+    as many steps as batches of the attacker's real data, or of its generated set for a free
+    rider that holds none) on batches of ``batch_size``, with ``generator_optimizer`` at
+    ``generator_lr``; the attacker's copy of the global model (the discriminator) learns with
+    ``discriminator_optimizer`` at ``discriminator_lr``. The generator draws ``latent_dim``
+    noise numbers; ``preview_count`` samples from fixed noise are kept every round to show the
+    reconstruction improving. (The study does not say how large its GAN batches are; we use its
+    training batch, 250.)
 
     Two image priors, both off in the study (0), help a short run make images a person can
     read rather than patterns that merely fool the classifier (Mahendran & Vedaldi 2015 and
@@ -43,22 +52,35 @@ class GANTraining:
       in each direction, so the generator cannot rely on one exact pixel placement;
     - ``smoothness``: the generator's loss adds this weight times the images' total variation
       (mean absolute difference between neighbouring pixels), against high-frequency noise.
+
+    >>> GANSettings(steps=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: steps=0 is not allowed: it must be an integer >= 1 and <= 100000
     """
 
-    steps: int | None
-    batch_size: int
-    generator_optimizer: str
-    generator_lr: float
-    discriminator_optimizer: str
-    discriminator_lr: float
+    steps: int | None = None
+    batch_size: int = 250
+    generator_optimizer: str = "sgd"
+    generator_lr: float = 1e-3
+    discriminator_optimizer: str = "sgd"
+    discriminator_lr: float = 1e-4
     jitter: int = 0
     smoothness: float = 0.0
+    latent_dim: int = 100
+    preview_count: int = 8
 
-    @classmethod
-    def from_config(cls, config) -> "GANTraining":
-        return cls(config.gan_steps, config.gan_batch_size, config.generator_optimizer,
-                   config.generator_lr, config.discriminator_optimizer, config.discriminator_lr,
-                   config.gan_jitter, config.gan_smoothness)
+    def validate(self) -> None:
+        if self.steps is not None:
+            check_int("steps", self.steps, 1, MAX_STEPS)
+        check_int("batch_size", self.batch_size, 2, MAX_GAN_BATCH)  # BatchNorm needs two
+        for role in ("generator", "discriminator"):
+            check_choice(f"{role}_optimizer", getattr(self, f"{role}_optimizer"), list(OPTIMIZERS))
+            check_number(f"{role}_lr", getattr(self, f"{role}_lr"), 0.0, MAX_RATE, open_low=True)
+        check_int("jitter", self.jitter, 0, MAX_JITTER)
+        check_number("smoothness", self.smoothness, 0.0, MAX_RATE)
+        check_int("latent_dim", self.latent_dim, 1, MAX_LATENT)
+        check_int("preview_count", self.preview_count, 1, MAX_PREVIEW)
 
     def steps_per_round(self, num_real: int, num_generated: int) -> int:
         return self.steps or math.ceil((num_real or num_generated) / self.batch_size)
@@ -105,7 +127,7 @@ class GANReconstruction:
     """
 
     def __init__(self, generator: Generator, discriminator: nn.Module, generate_class: int,
-                 training: GANTraining, preview_noise: torch.Tensor):
+                 training: GANSettings, preview_noise: torch.Tensor):
         self.generator = generator
         self.discriminator = discriminator
         self.generate_class = generate_class

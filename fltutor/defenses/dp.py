@@ -19,7 +19,8 @@ noises and averages them, ``UniformWithReplacementSampler`` draws the Poisson ba
 sampler inside Opacus's ``DPDataLoader``; its batches index the on-device tensors directly) and
 ``ModuleValidator`` checks that a model has per-sample gradients at all. This module plugs them
 into the federation: ``make_private(federation, DPConfig())`` gives every client a ``DPTraining``
-and records epsilon every round. ``FedConfig(dp=DPConfig())`` does the same from a config.
+and records epsilon every round. ``FedConfig(defenses=(DPConfig(),))`` does the same from a
+config: ``DPConfig`` is the defense's spec, filed as ``record-dp``.
 
 Sampling and noise draw from torch's global generators, which the federation seeds and saves in
 its checkpoints: a CPU run repeats exactly, and a resumed run goes on as if never stopped.
@@ -42,7 +43,8 @@ from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from opacus.validators import ModuleValidator
 from torch import nn
 
-from ..checks import MAX_CLIP, MAX_RATE, Checked, check, check_number
+from ..checks import MAX_CLIP, MAX_RATE, check, check_number
+from ..parts import DEFENSES, Defense
 from ..training import LocalTraining, train_epochs
 
 if TYPE_CHECKING:
@@ -60,8 +62,9 @@ RENYI_ORDERS = ([1 + x / 1000 for x in range(1, 10)] + [1 + x / 100 for x in ran
                 + RDPAccountant.DEFAULT_ALPHAS)
 
 
+@DEFENSES.register("record-dp")
 @dataclass
-class DPConfig(Checked):
+class DPConfig(Defense):
     """Settings of DP-SGD on every client; the defaults are the CRPA study's (Becker et al. 2025).
 
     ``noise_multiplier`` (sigma): the noise's standard deviation in units of the clipping norm.
@@ -88,6 +91,10 @@ class DPConfig(Checked):
         check_number("lr", self.lr, 0.0, MAX_RATE, open_low=True)
         check(isinstance(self.delta, (int, float)) and not isinstance(self.delta, bool)
               and 0 < self.delta < 1, "delta", self.delta, "a number with 0 < delta < 1")
+
+    def protect(self, federation: Federation) -> None:
+        """Every client trains with DP-SGD (``make_private``)."""
+        make_private(federation, self)
 
 
 def poisson_sample_rate(num_samples: int, batch_size: int | None) -> float:
@@ -202,8 +209,8 @@ def make_private(federation: Federation, config: DPConfig) -> None:
     """Train every client of ``federation`` with DP-SGD and record epsilon in every round.
 
     The models are made Opacus-compatible first; then each client's ``training`` is wrapped in
-    its own ``DPTraining``. A malicious client built from an honest one keeps its training, so it
-    trains privately too, as in the CRPA study's DP runs.
+    its own ``DPTraining``. The attackers are in place by then (``Federation.build``), so a
+    malicious client trains privately too, as in the CRPA study's DP runs.
     """
     federation.global_model = opacus_compatible(federation.global_model)
     for client in federation.clients:
