@@ -10,11 +10,15 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fltutor.attacks.backdoor import (Trigger, add_trigger, backdoor_success, poison,
-                                      replacement_factor, spread_choice)
-from fltutor.attacks.byzantine import (alie, alie_z, boost, distances, gaussian_noise, ipm,
-                                       min_max, min_max_gamma, perturbation_direction, sign_flip)
-from fltutor.models import LeNet5
+from fltutor.attacks.backdoor import (Backdoor, BackdoorClient, Trigger, add_trigger,
+                                      backdoor_success, poison, replacement_factor,
+                                      spread_choice)
+from fltutor.attacks.byzantine import (ALIE, IPM, GaussianNoise, MinMax, Scaling, SignFlip, alie,
+                                       alie_z, boost, distances, gaussian_noise, ipm, min_max,
+                                       min_max_gamma, perturbation_direction, sign_flip)
+from fltutor.federation import Federation
+from fltutor.models import LeNet5, flat_parameters
+from fltutor.parts import ATTACKS
 from fltutor.training import LocalTraining
 
 
@@ -282,6 +286,145 @@ def test_training_on_poisoned_data_plants_the_backdoor(mnist_small):
     assert backdoor_success(backdoored, data.test_x, data.test_y, target_class=0) > 0.8
     accuracy = lambda m: (m(data.test_x).argmax(1) == data.test_y).float().mean()  # noqa: E731
     assert accuracy(backdoored.eval()) > 0.6
+
+
+# The specs, in a federation ----------------------------------------------------------------------
+
+def first_round(config, data):
+    """The record of round 1 of a federation built from ``config`` on ``data``."""
+    federation = Federation.build(config, data)
+    return federation, federation.run_round()
+
+
+@pytest.fixture
+def control(tiny_config, mnist_tiny):
+    """Round 1 without attackers: what every client trains in round 1 of any run of this seed."""
+    return first_round(tiny_config(num_clients=4, model="lenet5"), mnist_tiny)[1]
+
+
+def attacked(tiny_config, mnist_tiny, *attackers):
+    return first_round(tiny_config(num_clients=4, model="lenet5", attackers=attackers),
+                       mnist_tiny)[1]
+
+
+def test_every_attack_is_registered_under_its_name():
+    assert set(ATTACKS.names()) >= {"sign-flip", "gaussian-noise", "scaling", "alie", "ipm",
+                                    "min-max", "backdoor"}
+    assert ATTACKS["min-max"] is MinMax and MinMax().to_dict()["name"] == "min-max"
+
+
+@pytest.mark.parametrize("attack, transform", [
+    (SignFlip(clients=(0,)), lambda u: -u),
+    (Scaling(clients=(0,), factor=3.0), lambda u: 3 * u),
+])
+def test_own_update_attacks_replace_only_their_clients_submission(control, tiny_config,
+                                                                  mnist_tiny, attack, transform):
+    record = attacked(tiny_config, mnist_tiny, attack)
+    assert torch.allclose(record.client_updates[0], transform(control.client_updates[0]))
+    assert torch.equal(record.client_updates[1:], control.client_updates[1:])
+
+
+def test_an_attack_waits_for_its_start_round(control, tiny_config, mnist_tiny):
+    record = attacked(tiny_config, mnist_tiny, SignFlip(clients=(0,), start_round=2))
+    assert torch.equal(record.client_updates, control.client_updates)
+
+
+def test_gaussian_noise_attack_submits_noise_of_its_std(tiny_config, mnist_tiny):
+    record = attacked(tiny_config, mnist_tiny, GaussianNoise(clients=(3,), std=5.0))
+    assert record.client_updates[3].std().item() == pytest.approx(5.0, rel=0.02)
+    assert record.client_updates[:3].abs().max() < 1.0  # the honest updates are small
+
+
+def test_omniscient_alie_ipm_and_min_max_craft_from_the_honest_updates(tiny_config, mnist_tiny):
+    honest_rows = [2, 3]  # clients 0 and 1 attack; 2 and 3 are honest
+    for attack, expected in [
+        (ALIE(clients=(0, 1), z=1.0), lambda h: alie(h, 4, 2, z=1.0)),
+        (IPM(clients=(0, 1)), lambda h: ipm(h, 2, epsilon=0.1)),
+        (MinMax(clients=(0, 1), perturbation="std"), lambda h: min_max(h, 2, "std")),
+    ]:
+        record = attacked(tiny_config, mnist_tiny, attack)
+        honest = record.client_updates[honest_rows]
+        assert torch.allclose(record.client_updates[:2], expected(honest)), attack.name
+
+
+def test_ipm_in_a_round_points_against_the_honest_mean(tiny_config, mnist_tiny):
+    record = attacked(tiny_config, mnist_tiny, IPM(clients=(0,)))
+    honest_mean = record.client_updates[1:].mean(dim=0)
+    assert record.client_updates[0] @ honest_mean < 0
+
+
+def test_non_omniscient_alie_uses_only_its_own_clients_updates(control, tiny_config, mnist_tiny):
+    record = attacked(tiny_config, mnist_tiny, ALIE(clients=(0, 1), z=1.5, omniscient=False))
+    own_trained = control.client_updates[:2]  # what clients 0 and 1 trained, honestly
+    assert torch.allclose(record.client_updates[:2], alie(own_trained, 4, 2, z=1.5))
+
+
+def test_backdoor_client_trains_on_poison_and_records_success(tiny_config, mnist_tiny):
+    # Prepare: client 0 of 4 plants a backdoor, boosted by model replacement.
+    config = tiny_config(num_clients=4, model="lenet5",
+                         attackers=(Backdoor(clients=(0,), target_class=1, fraction=0.5,
+                                             model_replacement=True),))
+    federation = Federation.build(config, mnist_tiny)
+    client = federation.clients[0]
+    samples = [c.num_samples for c in federation.clients]
+    # Execute
+    record = federation.run_round()
+    # Assert: its data was poisoned, its update boosted by all samples / its samples ...
+    assert isinstance(client, BackdoorClient)
+    assert client.boost == pytest.approx(sum(samples) / samples[0])
+    assert (client.poisoned_y == 1).sum() > (client.y == 1).sum()
+    trained = flat_parameters(client.model) - record.global_before
+    assert torch.allclose(record.client_updates[0], client.boost * trained, atol=1e-6)
+    # ... and the round records the backdoor's success.
+    assert 0.0 <= federation.history[-1]["backdoor_success"] <= 1.0
+
+
+def test_model_replacement_makes_the_backdoor_survive_averaging(tiny_config, mnist_small):
+    # Prepare: 2 clients on 600 real images; client 0 plants a backdoor, plainly or boosted.
+    def successes(attack) -> list[float]:
+        config = tiny_config(num_clients=2, model="lenet5", max_per_class=60, max_test=300,
+                             local_epochs=5, attackers=(attack,))
+        federation = Federation.build(config, mnist_small)
+        return [entry["backdoor_success"] for entry in federation.run(progress=False)]
+
+    # Execute: two rounds each.
+    plain = successes(Backdoor(clients=(0,), fraction=0.3))
+    replaced = successes(Backdoor(clients=(0,), fraction=0.3, model_replacement=True))
+    # Assert: averaging halves the plain backdoor's update and it barely takes; boosted, it
+    # survives, and after two rounds nearly every triggered image is called 0.
+    assert all(r > p + 0.3 for r, p in zip(replaced, plain))
+    assert replaced[-1] > 0.9
+
+
+@pytest.mark.parametrize("attack, overrides, message", [
+    (SignFlip(start_round=4), {}, "start_round=4 is not allowed"),
+    (ALIE(clients=(0,)), {"num_clients": 10}, "z=None is not allowed"),
+    (ALIE(clients=(0, 1, 2)), {"num_clients": 4}, "clients=.* is not allowed"),
+    (Backdoor(target_class=10), {}, "target_class=10 is not allowed"),
+    (MinMax(clients=(5,)), {}, "clients=\\(5,\\) is not allowed"),
+])
+def test_an_attack_that_does_not_fit_the_run_fails_in_one_line(tiny_config, attack, overrides,
+                                                                message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(attackers=(attack,), **{"num_rounds": 3, **overrides})
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: SignFlip(scale=-1.0), "scale=-1.0 is not allowed"),
+    (lambda: GaussianNoise(std=0), "std=0 is not allowed"),
+    (lambda: Scaling(factor=math.nan), "factor=nan is not allowed"),
+    (lambda: ALIE(z=-0.5), "z=-0.5 is not allowed"),
+    (lambda: ALIE(clients=(0,), omniscient=False), "omniscient=False is not allowed"),
+    (lambda: IPM(epsilon=0), "epsilon=0 is not allowed"),
+    (lambda: MinMax(perturbation="max"), "perturbation='max' is not allowed"),
+    (lambda: Backdoor(fraction=0.0), "fraction=0.0 is not allowed"),
+    (lambda: Backdoor(boost=5.0, model_replacement=True), "boost=5.0 is not allowed"),
+    (lambda: Backdoor(trigger_size=40), "trigger_size=40 is not allowed"),
+    (lambda: SignFlip(start_round=0), "start_round=0 is not allowed"),
+])
+def test_a_bad_attack_setting_fails_as_the_spec_is_made(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
 
 
 # Bad input ---------------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ among all the others. Model replacement (Bagdasaryan et al. 2020, "How to backdo
 learning") scales the backdoored update up before sending it, so that it survives averaging and
 the global model becomes, for one round, the attacker's model (``replacement_factor``).
 
+``BackdoorClient`` is such a client, and the spec ``Backdoor`` (``"backdoor"`` in
+``fltutor.parts.ATTACKS``) puts it into a federation and records ``backdoor_success`` every round.
+
 The images here are those of ``fltutor.data``: ``[N, 1, 28, 28]`` in [-1, 1], where -1 is the
 black background and 1 is white, the colour of MNIST's strokes. The trigger defaults to a white
 4x4 square one pixel from the lower-right corner, which MNIST's centred digits rarely reach.
@@ -31,7 +34,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..checks import MAX_SAMPLES, check, check_int, check_number, is_int
+from ..checks import MAX_SAMPLES, check, check_bool, check_class, check_int, check_number, is_int
+from ..federation import Client, ClientUpdate
+from ..parts import ATTACKS
+from .byzantine import MAX_FACTOR, FromRound
 
 #: Height and width of the images of fltutor.data.
 IMAGE_SIZE = 28
@@ -143,3 +149,98 @@ def backdoor_success(model: nn.Module, test_x: torch.Tensor, test_y: torch.Tenso
                for start in range(0, len(x), batch_size))
     model.train(was_training)
     return hits / len(x)
+
+
+class BackdoorClient(Client):
+    """A client that, from ``start_round`` on, trains on its poisoned copy of its data and
+    multiplies its update by ``boost`` (model replacement when boost is ``replacement_factor``).
+
+    Before ``start_round`` it is an honest client, on its clean data.
+    """
+
+    def __init__(self, client_id, x, y, model, training, poisoned_x: torch.Tensor,
+                 poisoned_y: torch.Tensor, start_round: int = 1, boost: float = 1.0):
+        super().__init__(client_id, x, y, model, training)
+        self.poisoned_x, self.poisoned_y = poisoned_x, poisoned_y
+        self.start_round = start_round
+        self.boost = boost
+        self.attacking = False
+
+    def local_update(self, global_params: torch.Tensor, round_index: int) -> ClientUpdate:
+        self.attacking = round_index >= self.start_round
+        update = super().local_update(global_params, round_index)
+        if self.attacking:
+            update.delta = self.boost * update.delta
+        return update
+
+    def train(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        if self.attacking:
+            x, y = self.poisoned_x, self.poisoned_y
+        return super().train(x, y)
+
+
+@ATTACKS.register("backdoor")
+@dataclass
+class Backdoor(FromRound):
+    """BadNets in federated learning, optionally with model replacement.
+
+    Each of its clients poisons ``fraction`` of its own images (``poison``: the trigger, a white
+    ``trigger_size`` square in the lower-right corner, and the label ``target_class``) and trains
+    on them from ``start_round`` on. Its update is multiplied by ``boost``; with
+    ``model_replacement`` the boost is ``replacement_factor``: all clients' samples over this
+    attack's clients' samples (exact when every client takes part in every round), which makes
+    the global model the attackers' after aggregation (Bagdasaryan et al. 2020). Every round
+    records ``backdoor_success`` of the global model on the test set, also before the attack
+    starts (the honest baseline).
+
+    The default fraction 0.3 leaves most of the attacker's images clean, so its model keeps the
+    main task and its update looks like any other.
+    """
+
+    target_class: int = 0
+    fraction: float = 0.3
+    boost: float = 1.0
+    model_replacement: bool = False
+    trigger_size: int = 4
+
+    def validate(self) -> None:
+        super().validate()
+        check_int("target_class", self.target_class, 0)
+        check_number("fraction", self.fraction, 0.0, 1.0, open_low=True)
+        check_number("boost", self.boost, 0.0, MAX_FACTOR, open_low=True)
+        check_bool("model_replacement", self.model_replacement)
+        check(not (self.model_replacement and self.boost != 1.0), "boost", self.boost,
+              "1.0 with model_replacement=True (model replacement computes the boost itself)")
+        check_int("trigger_size", self.trigger_size, 1, IMAGE_SIZE - Trigger.margin)
+
+    def check_fits(self, config) -> None:
+        super().check_fits(config)
+        check_class("target_class", self.target_class, config.num_classes)
+
+    @property
+    def trigger(self) -> Trigger:
+        return Trigger(size=self.trigger_size)
+
+    def boost_for(self, federation) -> float:
+        """``boost``, or with model replacement all clients' samples over this attack's."""
+        if not self.model_replacement:
+            return self.boost
+        own = sum(federation.clients[k].num_samples for k in self.clients)
+        return replacement_factor(own, sum(c.num_samples for c in federation.clients))
+
+    def make_client(self, honest: Client, federation) -> BackdoorClient:
+        poisoned_x, poisoned_y = poison(honest.x, honest.y, self.target_class, self.fraction,
+                                        self.trigger)
+        return BackdoorClient(honest.client_id, honest.x, honest.y, honest.model,
+                              honest.training, poisoned_x, poisoned_y, self.start_round,
+                              self.boost_for(federation))
+
+    def observers(self, federation) -> list:
+        data = federation.data
+
+        def observe(record) -> dict:
+            return {"backdoor_success": backdoor_success(record.global_model, data.test_x,
+                                                         data.test_y, self.target_class,
+                                                         self.trigger)}
+
+        return [observe]

@@ -19,6 +19,10 @@ Who knows what can be read off the signatures:
 Random draws (Gaussian noise) use torch's global generator, which the federation seeds, so a
 run repeats exactly.
 
+The specs at the end put each attack into a federation (``fltutor.parts``): ``sign-flip``,
+``gaussian-noise``, ``scaling``, ``alie``, ``ipm`` and ``min-max`` in ``ATTACKS``. Their clients
+train honestly; from ``start_round`` on, the attack replaces what they submit.
+
 >>> own = torch.tensor([[1.0, -2.0]])
 >>> sign_flip(own).tolist()
 [[-1.0, 2.0]]
@@ -30,10 +34,16 @@ run repeats exactly.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from ..checks import MAX_CLIENTS, MAX_RATE, check, check_choice, check_int, check_number
+from ..checks import (MAX_CLIENTS, MAX_RATE, MAX_ROUNDS, check, check_bool, check_choice,
+                      check_int, check_number)
+from ..parts import ATTACKS, Attack, OmniscientAttack
+
+#: The largest noise, boost and IPM scale accepted: far beyond any that the papers use.
+MAX_FACTOR = 1e6
 
 #: The perturbation directions of Min-Max (Shejwalkar & Houmansadr 2021).
 PERTURBATIONS = ("unit", "std", "sign")
@@ -80,7 +90,7 @@ def gaussian_noise(own_updates: torch.Tensor, std: float = 200.0) -> torch.Tenso
     from torch's global generator, which the federation seeds.
     """
     check_updates("own_updates", own_updates)
-    check_number("std", std, 0.0, 1e6, open_low=True)
+    check_number("std", std, 0.0, MAX_FACTOR, open_low=True)
     return torch.randn(own_updates.shape, dtype=own_updates.dtype,
                        device=own_updates.device) * std
 
@@ -95,7 +105,7 @@ def boost(own_updates: torch.Tensor, factor: float = 10.0) -> torch.Tensor:
     backdoored update (``fltutor.attacks.backdoor.replacement_factor``).
     """
     check_updates("own_updates", own_updates)
-    check_number("factor", factor, 0.0, 1e6, open_low=True)
+    check_number("factor", factor, 0.0, MAX_FACTOR, open_low=True)
     return factor * own_updates
 
 
@@ -140,7 +150,7 @@ def alie(honest_updates: torch.Tensor, num_clients: int, num_malicious: int,
     check_updates("honest_updates", honest_updates, minimum_rows=2)  # a spread needs two
     if z is None:
         z = alie_z(num_clients, num_malicious)
-    check_number("z", z, 0.0, 1e6)
+    check_number("z", z, 0.0, MAX_FACTOR)
     mean, std = honest_updates.mean(dim=0), honest_updates.std(dim=0)
     return repeat_rows(mean - z * std, num_malicious)
 
@@ -157,7 +167,7 @@ def ipm(honest_updates: torch.Tensor, num_malicious: int, epsilon: float = 0.1) 
     benchmarks usually run (e.g. Karimireddy et al. 2022).
     """
     check_updates("honest_updates", honest_updates)
-    check_number("epsilon", epsilon, 0.0, 1e6, open_low=True)
+    check_number("epsilon", epsilon, 0.0, MAX_FACTOR, open_low=True)
     return repeat_rows(-epsilon * honest_updates.mean(dim=0), num_malicious)
 
 
@@ -198,7 +208,7 @@ def min_max_gamma(honest_updates: torch.Tensor, direction: torch.Tensor,
     does not), then bisected until the bracket is narrower than ``tolerance`` times gamma.
     gamma = 0 always fits: the mean is no farther from any update than the farthest other one.
     """
-    check_number("gamma_init", gamma_init, 0.0, 1e6, open_low=True)
+    check_number("gamma_init", gamma_init, 0.0, MAX_FACTOR, open_low=True)
     check_number("tolerance", tolerance, 0.0, 1.0, open_low=True)
     mean = honest_updates.mean(dim=0)
     largest_benign = distances(honest_updates, honest_updates).max()
@@ -241,3 +251,177 @@ def min_max(honest_updates: torch.Tensor, num_malicious: int,
     direction = perturbation_direction(honest_updates, perturbation)
     gamma = min_max_gamma(honest_updates, direction)
     return repeat_rows(honest_updates.mean(dim=0) + gamma * direction, num_malicious)
+
+
+# The specs that put these attacks into a federation ----------------------------------------------
+
+@dataclass
+class FromRound(Attack):
+    """An attack whose clients train and submit honestly until ``start_round``."""
+
+    start_round: int = 1
+
+    def validate(self) -> None:
+        super().validate()
+        check_int("start_round", self.start_round, 1, MAX_ROUNDS)
+
+    def check_fits(self, config) -> None:
+        super().check_fits(config)
+        check(self.start_round <= config.num_rounds, "start_round", self.start_round,
+              f"a round from 1 to num_rounds={config.num_rounds}")
+
+    def attacking(self, round_index: int) -> bool:
+        return round_index >= self.start_round
+
+
+@dataclass
+class OwnUpdateAttack(FromRound):
+    """An attack that only transforms what its own clients trained (``craft``)."""
+
+    def tamper(self, own_updates: torch.Tensor, round_index: int) -> torch.Tensor:
+        return self.craft(own_updates) if self.attacking(round_index) else own_updates
+
+    def craft(self, own_updates: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass
+class KnowingAttack(FromRound, OmniscientAttack):
+    """An attack that crafts its submissions from the benign updates of the round (``craft``).
+
+    With fewer than two benign updates to learn from there is no spread to hide in: its
+    clients then submit what they trained.
+    """
+
+    def tamper(self, own_updates: torch.Tensor, honest_updates: torch.Tensor,
+               round_index: int) -> torch.Tensor:
+        known = self.known_updates(own_updates, honest_updates)
+        if not self.attacking(round_index) or len(known) < 2:
+            return own_updates
+        return self.craft(known, num_clients=len(own_updates) + len(honest_updates),
+                          num_malicious=len(own_updates))
+
+    def known_updates(self, own_updates: torch.Tensor,
+                      honest_updates: torch.Tensor) -> torch.Tensor:
+        """The benign updates the attack learns from: the honest clients' of this round."""
+        return honest_updates
+
+    def craft(self, known: torch.Tensor, num_clients: int, num_malicious: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@ATTACKS.register("sign-flip")
+@dataclass
+class SignFlip(OwnUpdateAttack):
+    """Its clients submit ``-scale`` times what they trained (``sign_flip``)."""
+
+    scale: float = 1.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_number("scale", self.scale, 0.0, MAX_RATE, open_low=True)
+
+    def craft(self, own_updates: torch.Tensor) -> torch.Tensor:
+        return sign_flip(own_updates, self.scale)
+
+
+@ATTACKS.register("gaussian-noise")
+@dataclass
+class GaussianNoise(OwnUpdateAttack):
+    """Its clients submit N(0, std^2) noise (``gaussian_noise``)."""
+
+    std: float = 200.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_number("std", self.std, 0.0, MAX_FACTOR, open_low=True)
+
+    def craft(self, own_updates: torch.Tensor) -> torch.Tensor:
+        return gaussian_noise(own_updates, self.std)
+
+
+@ATTACKS.register("scaling")
+@dataclass
+class Scaling(OwnUpdateAttack):
+    """Its clients submit ``factor`` times what they trained (``boost``)."""
+
+    factor: float = 10.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_number("factor", self.factor, 0.0, MAX_FACTOR, open_low=True)
+
+    def craft(self, own_updates: torch.Tensor) -> torch.Tensor:
+        return boost(own_updates, self.factor)
+
+
+@ATTACKS.register("alie")
+@dataclass
+class ALIE(KnowingAttack):
+    """"A little is enough" (``alie``), from the honest updates or, with ``omniscient=False``,
+    from its own clients' honestly trained ones, as a coalition of ordinary clients can.
+
+    ``z=None`` computes z_max from the round's number of clients and of attackers
+    (``alie_z``); should the attackers be a majority of a round (possible with
+    ``client_fraction`` below 1), z_max is that of the largest minority.
+    """
+
+    z: float | None = None
+    omniscient: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.z is not None:
+            check_number("z", self.z, 0.0, MAX_FACTOR)
+        check_bool("omniscient", self.omniscient)
+        check(self.omniscient or len(self.clients) >= 2, "omniscient", self.omniscient,
+              "True for an attack on one client (it needs two updates of its own for a spread)")
+
+    def check_fits(self, config) -> None:
+        super().check_fits(config)
+        if self.z is None:
+            check(len(self.clients) <= config.num_clients // 2, "clients", self.clients,
+                  f"at most num_clients // 2 = {config.num_clients // 2} clients when z is "
+                  f"computed (or give z)")
+            check(alie_z(config.num_clients, len(self.clients)) > 0, "z", self.z,
+                  f"a number > 0: with {len(self.clients)} attacker(s) among "
+                  f"{config.num_clients} clients the computed z_max is 0, no attack at all")
+
+    def known_updates(self, own_updates: torch.Tensor,
+                      honest_updates: torch.Tensor) -> torch.Tensor:
+        return honest_updates if self.omniscient else own_updates
+
+    def craft(self, known: torch.Tensor, num_clients: int, num_malicious: int) -> torch.Tensor:
+        z = self.z if self.z is not None else alie_z(num_clients,
+                                                     min(num_malicious, num_clients // 2))
+        return alie(known, num_clients, num_malicious, z=z)
+
+
+@ATTACKS.register("ipm")
+@dataclass
+class IPM(KnowingAttack):
+    """Inner-product manipulation (``ipm``): -epsilon times the honest mean."""
+
+    epsilon: float = 0.1
+
+    def validate(self) -> None:
+        super().validate()
+        check_number("epsilon", self.epsilon, 0.0, MAX_FACTOR, open_low=True)
+
+    def craft(self, known: torch.Tensor, num_clients: int, num_malicious: int) -> torch.Tensor:
+        return ipm(known, num_malicious, self.epsilon)
+
+
+@ATTACKS.register("min-max")
+@dataclass
+class MinMax(KnowingAttack):
+    """Min-Max (``min_max``): as far from the honest mean as the honest spread allows."""
+
+    perturbation: str = "unit"
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("perturbation", self.perturbation, PERTURBATIONS)
+
+    def craft(self, known: torch.Tensor, num_clients: int, num_malicious: int) -> torch.Tensor:
+        return min_max(known, num_malicious, self.perturbation)
