@@ -136,7 +136,8 @@ def backdoor_success(model: nn.Module, test_x: torch.Tensor, test_y: torch.Tenso
     This is the backdoor's "attack success rate" (Gu et al. 2017; Bagdasaryan et al. 2020
     call it backdoor accuracy). Images of T itself are left out: calling them T is no success.
     Scored by the server on its test set; the attacker never sees this number. NaN when no test
-    image is of another class.
+    image is of another class. A model that calls every image T scores 1 as well (an untrained
+    one may): read it beside the same model's accuracy on clean images, or a run without attack.
     """
     others = test_y != target_class
     x = test_x[others]
@@ -189,7 +190,7 @@ class Backdoor(FromRound):
     on them from ``start_round`` on. Its update is multiplied by ``boost``; with
     ``model_replacement`` the boost is ``replacement_factor``: all clients' samples over this
     attack's clients' samples (exact when every client takes part in every round), which makes
-    the global model the attackers' after aggregation (Bagdasaryan et al. 2020). Every round
+    the global model about the attackers' after aggregation (Bagdasaryan et al. 2020). Every round
     records ``backdoor_success`` of the global model on the test set, also before the attack
     starts (the honest baseline).
 

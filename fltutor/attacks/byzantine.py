@@ -72,7 +72,7 @@ def sign_flip(own_updates: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     distance to the honest update it replaces is (1 + scale) times that update's norm: twice it
     at ``scale=1``. The default 1 keeps the norm of an honest update, so a defense that looks at
     sizes alone cannot tell it apart (the "sign flipping" or "bit flipping" attack of the
-    robust-aggregation benchmarks, e.g. Allen-Zhu et al. 2021, Karimireddy et al. 2022); larger
+    robust-aggregation benchmarks, e.g. Karimireddy et al. 2022, Xu et al. 2022); larger
     scales, such as 4 (Li et al. 2019, RSA), trade that stealth for strength.
     """
     check_updates("own_updates", own_updates)
@@ -86,8 +86,8 @@ def gaussian_noise(own_updates: torch.Tensor, std: float = 200.0) -> torch.Tenso
     u_mal ~ N(0, std^2 I), of the shape of the attackers' updates (their values are not used).
     Blanchard et al. (2017) use std 200 in their experiments: one such client is enough to wreck
     plain averaging (no linear rule survives a single Byzantine client, their Lemma 1), while a
-    robust rule such as Krum simply leaves it out. Drawn
-    from torch's global generator, which the federation seeds.
+    robust rule such as Krum simply leaves it out. Drawn from torch's global generator, which
+    the federation seeds.
     """
     check_updates("own_updates", own_updates)
     check_number("std", std, 0.0, MAX_FACTOR, open_low=True)
@@ -115,9 +115,10 @@ def alie_z(num_clients: int, num_malicious: int) -> float:
     """The z_max of "A little is enough" (Baruch et al. 2019, NeurIPS).
 
     s = floor(n/2 + 1) - f honest clients must side with the f attackers to form a majority;
-    z_max = Phi^{-1}((n - s) / n), the number of standard deviations within which, for
-    normally distributed updates, about s honest clients lie farther from the mean than the
-    attackers do. So the attackers look at least as central as those s clients.
+    z_max = Phi^{-1}((n - s) / n). For normally distributed updates a share s/n of the clients
+    lies beyond mu + z_max sigma, so in every coordinate about s honest clients are farther out
+    than the attackers: to a median or a distance-based rule the attackers look more central
+    than those s, and with them they are the majority.
 
     >>> round(alie_z(50, 12), 4), round(alie_z(10, 2), 4), alie_z(10, 1)
     (0.5828, 0.2533, 0.0)
@@ -160,11 +161,12 @@ def ipm(honest_updates: torch.Tensor, num_malicious: int, epsilon: float = 0.1) 
 
     u_mal = -epsilon * mean(honest updates). A rule is safe as long as its output keeps a positive
     inner product with the true mean (it still points downhill); IPM attacks exactly that.
-    A small epsilon (0.1) leaves the attackers' vector close to all others, so Krum picks it and
-    the step turns slightly uphill; a large epsilon (100) makes the mean of all updates point
-    uphill, and drags coordinate-wise median and trimmed mean along. The default is the small
-    0.1, the stealthy case: a defense cannot filter it by size, and it is the setting that later
-    benchmarks usually run (e.g. Karimireddy et al. 2022).
+    With a small epsilon (0.1) the attackers' identical vectors lie close to everyone, so Krum
+    scores them best, picks one, and the step turns slightly uphill. A large epsilon (such as
+    100) turns the plain mean uphill and, all the attackers' values sitting at one extreme of
+    every coordinate, pulls coordinate-wise median and trimmed mean towards them. The default
+    is the small 0.1, the stealthy case: no defense can filter it by size, and later benchmarks
+    usually run it (e.g. Karimireddy et al. 2022).
     """
     check_updates("honest_updates", honest_updates)
     check_number("epsilon", epsilon, 0.0, MAX_FACTOR, open_low=True)
