@@ -550,3 +550,277 @@ def check_answer(answer: Any, is_correct: Callable[[Any], bool], hint: str = "")
     except Exception as error:  # an answer of the wrong kind is a wrong answer, not a crash
         correct, hint = False, f"{hint} ({type(error).__name__}: {error})"
     return Check(True, "Correct!") if correct else Check(False, f"Not yet. {hint}".strip())
+
+
+# ----------------------------------------------------------------------------------------------
+# Robust aggregation (notebook 05): Byzantine runs kept by their settings, and their explorer.
+# This section's imports are its own: the recipe imports nothing from the widgets above.
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+
+from .aggregators import AGGREGATORS  # noqa: E402
+from .parts import ATTACKS  # noqa: E402
+from .recipes.byzantine import BYZANTINE_PROFILES, ByzantineConfig  # noqa: E402
+from .recipes.crpa import CRPA_ATTACKS, GAN_ATTACKS  # noqa: E402
+from .viz import kept_grid  # noqa: E402
+
+#: The attacks the Byzantine explorer offers: ``none`` and every registered attack but the CRPA
+#: study's, which need a class pair and a generator (notebooks 02 to 04).
+BYZANTINE_ATTACKS = ("none", *(name for name in ATTACKS.names()
+                               if name not in CRPA_ATTACKS and name not in GAN_ATTACKS))
+
+#: What a run without attackers ignores: two such runs that differ only here are the same run.
+ATTACK_SETTINGS = ("attack", "malicious", "attack_options", "collude")
+
+
+def byzantine_label(config: ByzantineConfig) -> str:
+    """A name for a run in a legend: ``krum vs 3 x sign-flip, iid``, ``mean, no attack, alpha=0.5``.
+
+    >>> byzantine_label(ByzantineConfig(aggregator=AGGREGATORS["median"](), attack="alie"))
+    'median vs 3 x alie, iid'
+    """
+    data = f"alpha={config.alpha:g}" if config.partition == "dirichlet" else config.partition
+    if not config.malicious_clients:
+        return f"{config.aggregator.name}, no attack, {data}"
+    return f"{config.aggregator.name} vs {config.malicious} x {config.attack}, {data}"
+
+
+def without_attack(config: ByzantineConfig) -> ByzantineConfig:
+    """``config``'s control: the same rule (its options as they are) and data, every client honest."""
+    return config.replace(attack="none", attack_options={})
+
+
+def run_key(config: FedConfig) -> str:
+    """What makes two configs the same run: their settings, less the attack's when none attacks."""
+    settings = config.to_dict()
+    if not config.malicious_clients:
+        settings = {name: value for name, value in settings.items() if name not in ATTACK_SETTINGS}
+    return json.dumps(settings, sort_keys=True, default=repr)
+
+
+def history_summary(history: list[dict]) -> dict:
+    """A run's headline numbers: final accuracy, mean detection rates, backdoor success.
+
+    The detection rates are means over the rounds that have one (``None`` without attackers, for
+    ``detection_tpr``); a backdoor adds its last and its highest success rate.
+
+    >>> rounds = [{"test_accuracy": 0.5, "detection_tpr": 1.0, "detection_fpr": 0.5},
+    ...           {"test_accuracy": 0.7, "detection_tpr": 0.5, "detection_fpr": 0.0}]
+    >>> history_summary(rounds)
+    {'final_test_accuracy': 0.7, 'mean_detection_tpr': 0.75, 'mean_detection_fpr': 0.25}
+    """
+
+    def mean_of(metric: str) -> float | None:
+        values = [r[metric] for r in history if r.get(metric) is not None]
+        return sum(values) / len(values) if values else None
+
+    summary = {"final_test_accuracy": history[-1]["test_accuracy"],
+               "mean_detection_tpr": mean_of("detection_tpr"),
+               "mean_detection_fpr": mean_of("detection_fpr")}
+    if "backdoor_success" in history[-1]:
+        summary["final_backdoor_success"] = history[-1]["backdoor_success"]
+        summary["max_backdoor_success"] = max(r["backdoor_success"] for r in history)
+    return summary
+
+
+class LiveKept:
+    """Who the aggregator kept (``viz.kept_grid``) in an image widget, redrawn every round.
+
+    Why: a robust rule decides every round whose update to use; watching the grid fill in shows
+    whether it leaves out the attackers (their client numbers in red), honest clients, or both.
+    """
+
+    def __init__(self):
+        self.output = widgets.Image(format="png")
+
+    def show(self, history: list[dict], config: FedConfig, title: str) -> None:
+        show_in(self.output, kept_grid(history, config.num_clients, config.malicious_clients,
+                                       title=title))
+
+    def observer(self, config: FedConfig, label: str) -> Observer:
+        """An observer that redraws the grid of run ``label`` with every round so far."""
+        history: list[dict] = []
+
+        def observe(record: RoundRecord) -> None:
+            history.append(record.to_json())
+            self.show(history, config, f"kept: {label}")
+
+        return observe
+
+
+def show_history(plot: LivePlot, label: str, history: list[dict]) -> None:
+    """Add a finished run's curve to ``plot`` under ``label``, as if it had been run live."""
+    name = unique_label(label, plot.histories)
+    plot.histories[name] = [{"round": r["round"], plot.metric: r[plot.metric]} for r in history]
+    plot.redraw()
+
+
+class ByzantineRuns:
+    """Byzantine runs by their settings: each config is trained once, then looked up.
+
+    Why: the scenarios of notebook 05 compare with a few shared controls (the same rule and data
+    without attack), and the explorer draws its run's control beside every run; a config that
+    has run before (``run_key``) is not trained again. The data are loaded once, by the caller.
+
+    >>> runs = ByzantineRuns(data)                                       # doctest: +SKIP
+    >>> histories = runs.run({"control": config, "attacked": config.replace(attack="alie")})
+    """
+
+    def __init__(self, data: Data):
+        self.data = data
+        self.histories: dict[str, list[dict]] = {}  # run_key(config) -> the run's history
+
+    def pending(self, configs) -> list[FedConfig]:
+        """The configs among ``configs`` that have not run yet (each once)."""
+        todo = {run_key(config): config for config in configs}
+        return [config for key, config in todo.items() if key not in self.histories]
+
+    def run(self, configs: dict[str, FedConfig], plots: tuple[LivePlot, ...] = (),
+            kept: LiveKept | None = None, rounds: RoundProgress | None = None,
+            progress: bool = True) -> dict[str, list[dict]]:
+        """The history of every config, by label; those not run before are trained now.
+
+        Each ``LivePlot`` gets a curve per label (a run looked up is drawn whole at once),
+        ``kept`` shows the grid of the run in progress, ``rounds`` counts the rounds trained.
+        """
+        histories = {}
+        for label, config in configs.items():
+            key = run_key(config)
+            if key in self.histories:
+                for plot in plots:
+                    show_history(plot, label, self.histories[key])
+                if kept is not None:
+                    kept.show(self.histories[key], config, f"kept: {label}")
+            else:
+                federation = Federation.build(config, self.data)
+                federation.observers += [plot.observer(label) for plot in plots]
+                if kept is not None:
+                    federation.observers.append(kept.observer(config, label))
+                if rounds is not None:
+                    federation.observers.append(rounds.observer(f"{label}: "))
+                self.histories[key] = federation.run(progress=progress)
+            histories[label] = self.histories[key]
+        return histories
+
+
+def kept_grids(histories: dict[str, list[dict]], configs: dict[str, FedConfig]):
+    """The kept grids of several runs side by side, one per label (attackers' numbers in red)."""
+    figure, axes = plt.subplots(1, len(histories), squeeze=False, layout="constrained",
+                                figsize=(4.2 * len(histories), 3.6))
+    for ax, (label, history) in zip(axes[0], histories.items()):
+        config = configs[label]
+        kept_grid(history, config.num_clients, config.malicious_clients, ax=ax, title=label)
+    return figure
+
+
+class ByzantineExplorer:
+    """Pick an attack, an aggregator, the number of attackers and alpha; run; compare.
+
+    Why: which rule resists which attack, on which data, is best learnt by trying. The button
+    trains the chosen run and its control (the same rule and data, no attack; ``without_attack``)
+    through ``ByzantineRuns``, so a setting tried before is looked up, not trained again. The
+    accuracy curves of both grow live, beside the kept grid of the attacked run; a line below
+    sums the run up (``history_summary``). ``aggregator_options`` and ``attack_options`` give
+    the options of each rule and attack by name (e.g. ``{"trimmed-mean": {"trim_fraction": 0.3}}``);
+    a rule's ``num_malicious`` is the number of attackers, as in ``ByzantineConfig.from_profile``.
+    """
+
+    #: The data choices: IID, or Dirichlet with these alphas (0 is one class per client).
+    ALPHAS = (("iid", None), ("10", 10.0), ("1", 1.0), ("0.5", 0.5), ("0.1", 0.1))
+
+    def __init__(self, config: ByzantineConfig, data: Data, runs: ByzantineRuns | None = None,
+                 aggregator_options: dict[str, dict] | None = None,
+                 attack_options: dict[str, dict] | None = None):
+        self.config = config
+        self.runs = runs if runs is not None else ByzantineRuns(data)
+        self.aggregator_options = dict(aggregator_options or {})
+        self.attack_options = dict(attack_options or {})
+        self.attack = widgets.Dropdown(options=list(BYZANTINE_ATTACKS), description="attack",
+                                       value=config.attack if config.attack in BYZANTINE_ATTACKS
+                                       else "none")
+        self.aggregator = widgets.Dropdown(options=AGGREGATORS.names(), description="aggregator",
+                                           value=config.aggregator.name)
+        self.malicious = widgets.IntSlider(config.malicious, min=0, max=config.num_clients - 1,
+                                           description="attackers")
+        self.alpha = widgets.Dropdown(options=list(self.ALPHAS), description="alpha",
+                                      value=None if config.partition == "iid" else config.alpha)
+        self.button = widgets.Button(description="run", button_style="danger")
+        self.status = widgets.Label()
+        self.summary = widgets.Label()
+        self.messages = widgets.Output()  # a bad setting's one line, or an unexpected traceback
+        self.live = LivePlot(num_rounds=config.num_rounds, title="test accuracy, live")
+        self.kept = LiveKept()
+        self.button.on_click(self.run)
+        self.widget = widgets.VBox([
+            widgets.HBox([self.attack, self.aggregator]),
+            widgets.HBox([self.malicious, self.alpha, self.button]),
+            self.status,
+            self.summary,
+            self.messages,
+            widgets.HBox([self.live.output, self.kept.output]),
+        ])
+
+    def chosen_config(self) -> ByzantineConfig:
+        """``config`` with the chosen attack, rule, attackers and data, validated as any config."""
+        attack, rule, alpha = self.attack.value, self.aggregator.value, self.alpha.value
+        settings = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)
+                    if f.name not in ("aggregator", "profile")}
+        settings.update(attack=attack, malicious=self.malicious.value, aggregator=rule,
+                        aggregator_options=self.aggregator_options.get(rule, {}),
+                        attack_options=self.attack_options.get(attack, {}) if attack != "none"
+                        else {})
+        if alpha is None:
+            settings["partition"] = "iid"
+        else:
+            settings.update(partition="dirichlet", alpha=alpha)
+        profile = self.config.profile if self.config.profile in BYZANTINE_PROFILES else "quick"
+        return ByzantineConfig.from_profile(profile, **settings)
+
+    def run(self, _button=None) -> dict[str, list[dict]] | None:
+        """Train the chosen run and its control, live (the button); a bad setting prints one line.
+
+        Returns both histories by label. The status line counts the rounds trained; an
+        interrupt (the stop button) ends the runs and says after which round.
+        """
+        self.button.disabled = True
+        self.messages.clear_output()
+        self.status.value = self.summary.value = ""
+        rounds = None
+        with self.messages:
+            try:
+                config = self.chosen_config()
+                configs = {byzantine_label(c): c for c in (without_attack(config), config)}
+                todo = len(self.runs.pending(configs.values()))
+                rounds = RoundProgress(self.status, max(todo, 1) * config.num_rounds)
+                self.live.reset()
+                histories = self.runs.run(configs, plots=(self.live,), kept=self.kept,
+                                          rounds=rounds, progress=False)
+                self.status.value = rounds.finished() if todo else "looked up: run before"
+                self.summary.value = self.summary_line(histories)
+                return histories
+            except ValueError as error:
+                print(f"ValueError: {error}")
+            except KeyboardInterrupt:
+                self.status.value = rounds.interrupted() if rounds else "interrupted"
+            finally:
+                self.button.disabled = False
+        return None
+
+    @staticmethod
+    def summary_line(histories: dict[str, list[dict]]) -> str:
+        """Each run's final accuracy; for the attacked run its detection rates and backdoor."""
+        parts = []
+        for label, history in histories.items():
+            summary = history_summary(history)
+            text = f"{label}: accuracy {summary['final_test_accuracy']:.2f}"
+            if summary["mean_detection_tpr"] is not None:
+                text += (f", attackers left out {summary['mean_detection_tpr']:.0%}, honest "
+                         f"left out {summary['mean_detection_fpr']:.0%} (means over rounds)")
+            if "final_backdoor_success" in summary:
+                text += f", backdoor success {summary['final_backdoor_success']:.2f} at the end"
+            parts.append(text)
+        return " | ".join(parts)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
