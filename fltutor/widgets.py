@@ -661,10 +661,10 @@ class ByzantineRuns:
 
     Why: the scenarios of notebook 05 compare with a few shared controls (the same rule and data
     without attack), and the explorer draws its run's control beside every run; a config that
-    has run before (``run_key``) is not trained again. The data are loaded once, by the caller.
+    has run before (``run_key``) is not trained again. The data are loaded once, by the caller:
 
-    >>> runs = ByzantineRuns(data)                                       # doctest: +SKIP
-    >>> histories = runs.run({"control": config, "attacked": config.replace(attack="alie")})
+        runs = ByzantineRuns(data)
+        histories = runs.run({"control": config, "attacked": config.replace(attack="alie")})
     """
 
     def __init__(self, data: Data):
