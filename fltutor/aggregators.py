@@ -461,7 +461,7 @@ def freqfed(client_updates: torch.Tensor, weights: torch.Tensor,
        most one cluster can form and it holds a majority; as in FLAME, from the same group,
        min_samples = 1 and a single cluster is allowed.
     4. FedAvg over the clients of the largest cluster. If HDBSCAN finds no cluster (every
-       client is noise), no majority agrees and every client is kept.
+       client is noise: rare with these settings), no majority agrees and every client is kept.
     Poisoned updates differ from honest ones mostly in their low frequencies, where the energy
     of the weights concentrates, so they fall outside the majority's cluster.
 
