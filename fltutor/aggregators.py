@@ -158,18 +158,22 @@ def mean_of(client_updates: torch.Tensor, weights: torch.Tensor, kept: list[int]
 # ----------------------------------------------------------------------- Krum and Multi-Krum
 
 
-def krum_scores(client_updates: torch.Tensor, num_malicious: int) -> torch.Tensor:
+def squared_distances(client_updates: torch.Tensor) -> torch.Tensor:
+    """The [num_clients, num_clients] matrix of ||u_i - u_j||^2."""
+    return torch.cdist(client_updates, client_updates).square()
+
+
+def krum_scores(distances: torch.Tensor, num_malicious: int) -> torch.Tensor:
     """Each update's Krum score: the sum of its squared distances to its n - f - 2 nearest others.
 
-    Blanchard et al. (2017) and Flower count n - f - 2 neighbours (some implementations, byzfl
-    among them, use n - f - 1). Bulyan calls this on shrinking sets, so the count is kept
-    between 1 and the n - 1 others there are.
+    ``distances`` is ``squared_distances`` of the n updates. Blanchard et al. (2017) and Flower
+    count n - f - 2 neighbours (some implementations, byzfl among them, use n - f - 1). Bulyan
+    scores shrinking sets, so the count is kept between 1 and the n - 1 others there are.
     """
-    n = len(client_updates)
+    n = len(distances)
     neighbours = min(max(n - num_malicious - 2, 1), n - 1)
-    distances = torch.cdist(client_updates, client_updates).square()
-    distances.fill_diagonal_(math.inf)  # a client is not its own neighbour
-    return distances.topk(neighbours, dim=1, largest=False).values.sum(dim=1)
+    others = distances + torch.diag(torch.full((n,), math.inf, device=distances.device))
+    return others.topk(neighbours, dim=1, largest=False).values.sum(dim=1)
 
 
 def krum(client_updates: torch.Tensor, weights: torch.Tensor, num_malicious: int = 1) -> Aggregate:
@@ -186,7 +190,7 @@ def krum(client_updates: torch.Tensor, weights: torch.Tensor, num_malicious: int
     """
     check_inputs(client_updates, weights)
     Krum(num_malicious).check_fits(len(client_updates))
-    best = int(krum_scores(client_updates, num_malicious).argmin())
+    best = int(krum_scores(squared_distances(client_updates), num_malicious).argmin())
     return Aggregate(client_updates[best], [best])
 
 
@@ -218,7 +222,8 @@ def multi_krum(client_updates: torch.Tensor, weights: torch.Tensor, num_maliciou
     check_inputs(client_updates, weights)
     MultiKrum(num_malicious, num_selected).check_fits(len(client_updates))
     m = len(client_updates) - num_malicious if num_selected is None else num_selected
-    best = krum_scores(client_updates, num_malicious).topk(m, largest=False).indices
+    scores = krum_scores(squared_distances(client_updates), num_malicious)
+    best = scores.topk(m, largest=False).indices
     return mean_of(client_updates, weights, best.tolist())
 
 
@@ -322,9 +327,10 @@ def bulyan(client_updates: torch.Tensor, weights: torch.Tensor, num_malicious: i
     check_inputs(client_updates, weights)
     Bulyan(num_malicious).check_fits(len(client_updates))
     n, f = len(client_updates), num_malicious
+    distances = squared_distances(client_updates)  # once: each pick scores a subset of it
     candidates, selected = all_clients(client_updates), []
     while len(selected) < n - 2 * f:
-        scores = krum_scores(client_updates[candidates], f)
+        scores = krum_scores(distances[candidates][:, candidates], f)
         selected.append(candidates.pop(int(scores.argmin())))
     chosen = client_updates[sorted(selected)]
     middle = median(chosen, torch.ones(len(chosen))).update.to(chosen)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from fltutor.aggregators import (AGGREGATORS, Aggregate, Bulyan, Dnc, FreqFed, Krum, Mean, Median,
                                  MultiKrum, NormClipping, Rule, TrimmedMean, bulyan, dnc, freqfed,
                                  krum, krum_scores, mean, median, multi_krum, norm_clipping,
-                                 trimmed_mean)
+                                 squared_distances, trimmed_mean)
 
 ONES = torch.ones
 FEW = settings(max_examples=25, deadline=None)
@@ -42,7 +42,7 @@ def test_krum_picks_the_update_closest_to_its_neighbours():
     # 0.0: 1 + 4 = 5;  1.0: 1 + 1 = 2;  2.0: 1 + 1 = 2 (tie: the lower index wins);
     # 3.0: 1 + 4 = 5;  50.0: 47^2 + 48^2
     updates = torch.tensor([[0.0], [1.0], [2.0], [3.0], [50.0]])
-    assert krum_scores(updates, 1).tolist() == [5.0, 2.0, 2.0, 5.0, 47.0**2 + 48.0**2]
+    assert krum_scores(squared_distances(updates), 1).tolist() == [5.0, 2.0, 2.0, 5.0, 47.0**2 + 48.0**2]
     aggregate = krum(updates, ONES(5), num_malicious=1)
     assert aggregate.update.tolist() == [1.0]
     assert aggregate.kept == [1]
