@@ -218,9 +218,10 @@ def test_every_rule_runs_on_the_gpu_and_agrees_with_the_cpu(name):
 
 def permutation_specs(n: int) -> list[Rule]:
     """Rules without exact ties on generic updates: Krum scores on at least two neighbours, and
-    Bulyan with f = 0 (all selected) or f = 3 (its last Krum picks still use two neighbours)."""
+    Bulyan with f = 0 (all selected) or f = 3 (its last Krum picks still use two neighbours).
+    DnC draws the same coordinates under the same seed, whatever the order of the clients."""
     specs = [Mean(), Median(), TrimmedMean(0.25), NormClipping(max_norm=2.0), Dnc(num_malicious=2),
-             FreqFed(), Bulyan(num_malicious=0)]
+             Dnc(num_malicious=1, subsample_dim=3, niters=2), FreqFed(), Bulyan(num_malicious=0)]
     if n >= 5:
         specs += [Krum(num_malicious=1), MultiKrum(num_malicious=1)]
     if n >= 15:
