@@ -2,8 +2,8 @@
 
 What it measures: one call of each registered rule on random updates (``torch.randn``, global
 seed 0) of ``[num_clients, num_params]``, for 10, 100 and 1,000 clients and the parameter counts
-of the CRPA study's classifier and of LeNet-5 (conv 32 and 64 channels 5x5, fc 512: the
-Byzantine study's model). Rules that assume ``num_malicious`` attackers get f = 10% of the
+of the CRPA study's classifier and of the Byzantine study's LeNet-5 (conv 32 and 64 channels
+5x5, fc 512; not the classic 6 and 16 channel LeNet-5 that ``MODELS["lenet5"]`` builds). Rules that assume ``num_malicious`` attackers get f = 10% of the
 clients; the trimmed mean trims 10% per side; DnC and FreqFed run with their defaults.
 
 Memory: the updates alone are num_clients * num_params * 4 bytes (1,000 LeNet-5 updates: 2.3 GB)
@@ -32,12 +32,17 @@ COPIES = {"mean": 0, "krum": 2, "multi-krum": 2, "median": 1, "trimmed-mean": 3.
           "norm-clipping": 1, "dnc": 0.1, "freqfed": 2}
 
 
-def parameter_count(name: str) -> int:
-    """Parameters of a registered model; LeNet-5's count worked out when it is not registered."""
-    if name in MODELS:
-        return sum(p.numel() for p in MODELS[name](10 if name == "lenet5" else 11).parameters())
-    # LeNet-5 on 28x28: conv 5x5 -> 24, pool -> 12, conv 5x5 -> 8, pool -> 4
+def classifier_parameters() -> int:
+    return sum(p.numel() for p in MODELS["classifier"](11).parameters())  # 10 classes + "fake"
+
+
+def lenet5_32_64_parameters() -> int:
+    """The Byzantine study's LeNet-5 on 28x28 images: conv 5x5 -> 24, pool -> 12, conv 5x5 -> 8,
+    pool -> 4, then 4 * 4 * 64 inputs to fc 512 and 10 outputs (weights + biases per layer)."""
     return (1 * 32 * 25 + 32) + (32 * 64 * 25 + 64) + (64 * 4 * 4 * 512 + 512) + (512 * 10 + 10)
+
+
+MODEL_SIZES = {"classifier": classifier_parameters, "lenet5-32-64": lenet5_32_64_parameters}
 
 
 def spec_for(name: str, num_clients: int):
@@ -61,14 +66,19 @@ def main() -> None:
     parser.set_defaults(scales="full")
     parser.add_argument("--quick", action="store_true",
                         help=f"10 and 30 clients, {QUICK_PARAMS:,} parameters: runs in seconds")
+    parser.add_argument("--models", default=",".join(MODEL_SIZES),
+                        help="comma-separated: " + ", ".join(MODEL_SIZES))
     parser.add_argument("--memory-gb", type=float, default=4.0,
                         help="skip a rule whose estimated peak memory exceeds this (default 4)")
     args, scales, devices = parse_benchmark_args(parser, SCALES)
     if args.quick:
         scales = ["quick"]
     repeats = args.rounds or 3
+    chosen = args.models.split(",")
+    if not set(chosen) <= set(MODEL_SIZES):
+        parser.error(f"models={args.models!r} is not allowed: use names from {', '.join(MODEL_SIZES)}")
     models = ({"quick": QUICK_PARAMS} if scales == ["quick"] else
-              {name: parameter_count(name) for name in ("classifier", "lenet5")})
+              {name: MODEL_SIZES[name]() for name in chosen})
     print_machine(args.markdown)
     print(f"Seconds per aggregation (median of {repeats} after a warm-up); random float32 updates, "
           f"torch seed 0; f = 10% of the clients; skip = estimated peak over "
