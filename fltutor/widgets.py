@@ -18,12 +18,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import HTML
 
-from .attacks import GAN_ATTACKS
-from .config import CRPAConfig, FedConfig, resolve_device
+from .attacks.crpa import Reconstruction
+from .checks import check_choice
+from .config import FedConfig, resolve_device
 from .data import DATASETS, Data, load
-from .experiments import crpa_federation, generated_samples
 from .federation import Federation, Observer, RoundRecord
 from .partition import STUDY_ALPHAS
+from .parts import ATTACKS, Defense
+from .recipes.crpa import CRPA_ATTACKS, GAN_ATTACKS, CRPAConfig, generated_samples
 from .viz import (metric_curves, pair_name, partition_comparison, partition_heatmap,
                   samples_over_rounds)
 
@@ -299,8 +301,18 @@ class LiveSamples:
         return observe
 
 
-#: Attacks without a target class: they reconstruct G and poison nothing.
-UNTARGETED_ATTACKS = ("reconstruction",)
+#: Attacks without a target class: they reconstruct G and poison nothing (labelled "fake").
+UNTARGETED_ATTACKS = tuple(name for name in ATTACKS.names()
+                           if issubclass(ATTACKS[name], Reconstruction))
+
+#: The registry name of DP-SGD on every client (``fltutor.defenses.dp.DPConfig``), the defense
+#: the explorers offer. Named here so that a label can say "DP" without importing Opacus.
+DP_DEFENSE = "record-dp"
+
+
+def has_dp(config: FedConfig) -> bool:
+    """Whether ``config``'s clients train with DP-SGD (a ``DPConfig`` among its defenses)."""
+    return any(defense.name == DP_DEFENSE for defense in config.defenses)
 
 
 def run_label(config: CRPAConfig, class_names) -> str:
@@ -308,7 +320,8 @@ def run_label(config: CRPAConfig, class_names) -> str:
 
     e.g. ``crpa 4→9 alpha=0 20 poisoned DP``; an attack without a target names G only
     (``reconstruction of 4 alpha=0 20 fakes``), and the control run, which poisons nothing,
-    names the pair its attack accuracy is measured on (``none 4→9 alpha=0``).
+    names the pair its attack accuracy is measured on (``none 4→9 alpha=0``). Each defense adds
+    its registry name, DP-SGD the short ``DP``.
     """
     if config.attack in UNTARGETED_ATTACKS:
         what = f"of {class_names[config.generate_class]}"
@@ -316,14 +329,15 @@ def run_label(config: CRPAConfig, class_names) -> str:
     else:
         what = pair_name((config.generate_class, config.target_class), class_names)
         images = f" {config.poison_count} poisoned" if config.attack != "none" else ""
-    dp = " DP" if config.dp is not None else ""
-    return f"{config.attack} {what} alpha={config.alpha:g}{images}{dp}"
+    defenses = "".join(" DP" if defense.name == DP_DEFENSE else f" {defense.name}"
+                       for defense in config.defenses)
+    return f"{config.attack} {what} alpha={config.alpha:g}{images}{defenses}"
 
 
 def run_attack(config: CRPAConfig, data: Data | None = None, plots: tuple[LivePlot, ...] = (),
                samples: LiveSamples | None = None, label: str | None = None,
                progress: bool = True, rounds: RoundProgress | None = None) -> Federation:
-    """Run ``config``'s federation with its attacker (``crpa_federation``), shown live; return it.
+    """Run ``config``'s federation with its attacker (``Federation.build``), shown live; return it.
 
     Why: one call for every attack notebook and its explorer. Each ``LivePlot`` gets a curve
     called ``label`` (default: ``run_label``); ``samples`` shows a GAN attacker's images;
@@ -331,7 +345,7 @@ def run_attack(config: CRPAConfig, data: Data | None = None, plots: tuple[LivePl
     ``history`` (with ``attack_accuracy`` every round) and the attacker
     (``generated_samples(federation)``).
     """
-    federation = crpa_federation(config, data)
+    federation = Federation.build(config, data)
     label = label or run_label(config, federation.data.class_names)
     for plot in plots:
         federation.observers.append(plot.observer(label))
@@ -347,10 +361,12 @@ class AttackExplorer:
     """Controls for an attack's settings and a run button; the runs show live and pile up.
 
     Why: moving one setting and comparing the curve with the last run's is how one learns what
-    an attack depends on. ``attacks`` are the choices (names in ``fltutor.attacks.ATTACKS``),
-    ``controls`` the settings offered, a subset of ``CONTROLS``; everything else comes from
-    ``config``. ``metrics`` are the curves drawn; a GAN attack also shows its samples. The button
-    calls ``run_attack`` with the chosen config (``chosen_config``).
+    an attack depends on. ``attacks`` are the choices (names in ``CRPA_ATTACKS``), ``controls``
+    the settings offered, a subset of ``CONTROLS``; everything else comes from ``config``. Each
+    control is the config field of its name, but for ``dp``: DP-SGD on every client, on or off
+    (a ``DPConfig`` among ``config.defenses``). ``metrics`` are the curves drawn; a GAN attack
+    also shows its samples. The button calls ``run_attack`` with the chosen config
+    (``chosen_config``).
     """
 
     CONTROLS = ("dataset", "generate_class", "target_class", "alpha", "poison_count", "dp")
@@ -361,6 +377,8 @@ class AttackExplorer:
             if name not in self.CONTROLS:
                 raise ValueError(f"control={name!r} is not allowed: it must be one of "
                                  + ", ".join(self.CONTROLS))
+        for name in attacks:
+            check_choice("attack", name, CRPA_ATTACKS)
         self.config = config
         self.datasets = {data.name: data}
         self.attack = widgets.Dropdown(options=list(attacks), value=attacks[0],
@@ -392,6 +410,8 @@ class AttackExplorer:
 
     def make_control(self, name: str) -> widgets.Widget:
         """The widget for one setting, starting at ``config``'s value."""
+        if name == "dp":
+            return widgets.Checkbox(value=has_dp(self.config), description="DP-SGD")
         value = getattr(self.config, name)
         if name == "dataset":
             return widgets.Dropdown(options=DATASETS.names(), value=value, description=name)
@@ -401,10 +421,8 @@ class AttackExplorer:
         if name == "alpha":
             return widgets.SelectionSlider(options=[(f"{a:g}", a) for a in STUDY_ALPHAS],
                                            value=value, description=name)
-        if name == "poison_count":
-            most = self.images_per_class()
-            return widgets.IntSlider(min(value, most), min=1, max=most, description="poisoned")
-        return widgets.Checkbox(value=value is not None, description="DP-SGD")
+        most = self.images_per_class()  # poison_count, the one control left
+        return widgets.IntSlider(min(value, most), min=1, max=most, description="poisoned")
 
     def images_per_class(self) -> int:
         """The most poisoned images worth offering: as many as the data holds of each class.
@@ -433,10 +451,21 @@ class AttackExplorer:
             # away from the attacker; it must still differ from G.
             values["target_class"] = (g + 1) % self.config.num_classes
         if "dp" in values:
+            values["defenses"] = self.defenses_with_dp(values.pop("dp"))
+        return self.config.replace(attack=self.attack.value, **values)
+
+    def defenses_with_dp(self, on: bool) -> tuple[Defense, ...]:
+        """``config``'s defenses with DP-SGD on every client (its own ``DPConfig`` if it has
+        one, else the study's) or without it."""
+        others = tuple(d for d in self.config.defenses if d.name != DP_DEFENSE)
+        if not on:
+            return others
+        own = [d for d in self.config.defenses if d.name == DP_DEFENSE]
+        if not own:
             from .defenses.dp import DPConfig  # Opacus takes seconds to import: only when asked
 
-            values["dp"] = DPConfig() if values["dp"] else None
-        return self.config.replace(attack=self.attack.value, **values)
+            own = [DPConfig()]
+        return (*others, *own)
 
     def clear_curves(self, _button=None) -> None:
         """Forget the runs shown so far (the "clear curves" button)."""
@@ -501,17 +530,52 @@ def data_banner(data: Data) -> HTML:
 
 
 def config_table(**configs: FedConfig) -> HTML:
-    """Configs side by side, one column each; rows whose values differ are highlighted."""
-    columns = {name: config.to_dict() for name, config in configs.items()}
-    fields = list(next(iter(columns.values())))
+    """Configs side by side, one column each; rows whose values differ are highlighted.
+
+    The rows are ``table_rows``: a part of the run by its name, its settings in rows below it.
+    """
+    columns = {name: table_rows(config) for name, config in configs.items()}
+    fields = list(dict.fromkeys(field for column in columns.values() for field in column))
     header = "".join(f"<th>{html.escape(name)}</th>" for name in columns)
     rows = []
     for field in fields:
-        values = [repr(column[field]) for column in columns.values()]
+        values = [column.get(field, "") for column in columns.values()]
         style = ' style="background:#fff3b0"' if len(set(values)) > 1 else ""
         cells = "".join(f"<td>{html.escape(v)}</td>" for v in values)
         rows.append(f"<tr{style}><td><code>{field}</code></td>{cells}</tr>")
     return HTML(f"<table><tr><th>field</th>{header}</tr>{''.join(rows)}</table>")
+
+
+def table_rows(config: FedConfig) -> dict[str, str]:
+    """``config.to_dict()`` as text, one row per setting, for ``config_table``.
+
+    A part of the run (``fltutor.parts``: the aggregator, the CRPA study's GAN settings) shows
+    its registry name, and each of its settings in a row of its own below it (``gan.steps``), so
+    that the one setting two configs differ in is the row highlighted. A tuple of parts (the
+    ``attackers``, ``defenses``, ``observations``) is one row: each part with its settings.
+
+    >>> rows = table_rows(FedConfig(num_rounds=3))
+    >>> rows["num_rounds"], rows["aggregator"], rows["defenses"]
+    ('3', 'mean', '()')
+    """
+    rows = {}
+    for field, value in config.to_dict().items():
+        if isinstance(value, dict) and "name" in value:  # one part
+            settings = {key: item for key, item in value.items() if key != "name"}
+            if value["name"] or not settings:
+                rows[field] = value["name"]
+            rows.update({f"{field}.{key}": repr(item) for key, item in settings.items()})
+        elif isinstance(value, list):  # a tuple of parts, each written as its dict
+            rows[field] = ", ".join(part_text(part) for part in value)
+        else:
+            rows[field] = repr(value)
+    return rows
+
+
+def part_text(part: dict) -> str:
+    """A part's dict as one line: ``record-dp(noise_multiplier=0.3, ...)``."""
+    settings = ", ".join(f"{key}={item!r}" for key, item in part.items() if key != "name")
+    return f"{part['name']}({settings})"
 
 
 @dataclass(frozen=True)

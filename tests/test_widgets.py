@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fltutor import widgets
 from fltutor.environment import format_report, report
 from fltutor.widgets import (LivePlot, NonIidExplorer, check_answer, compare_partitions,
@@ -50,6 +52,17 @@ def test_banner_and_table_say_what_matters(mnist_tiny, tiny_config):
     assert "Real data" in data_banner(mnist_tiny).data
     table = config_table(a=tiny_config(), b=tiny_config(num_rounds=7)).data
     assert table.count("background:#fff3b0") == 1  # only num_rounds differs
+    assert "<td><code>aggregator</code></td><td>mean</td>" in table  # a part by its name
+
+
+def test_the_table_shows_each_setting_of_a_part_in_a_row_of_its_own():
+    from fltutor.recipes.crpa import CRPAConfig
+
+    quick = CRPAConfig.from_profile("quick", device="cpu")
+    table = config_table(quick=quick, fewer_steps=quick.replace(gan=replace(quick.gan, steps=5)))
+    assert table.data.count("background:#fff3b0") == 1
+    assert '<tr style="background:#fff3b0"><td><code>gan.steps</code></td><td>30</td><td>5</td>' \
+        in table.data
 
 
 def test_environment_report_names_the_device_and_the_data(mnist_small):

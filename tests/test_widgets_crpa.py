@@ -15,7 +15,8 @@ import torch
 from matplotlib.container import BarContainer
 
 from fltutor import widgets
-from fltutor.config import CRPAConfig
+from fltutor.attacks.gan import GANSettings
+from fltutor.recipes.crpa import CRPAConfig
 from fltutor.viz import (aaa_histogram, aaa_matrix, alpha_trend, dp_comparison, mean_std_by,
                          samples_over_rounds)
 from fltutor.data import DATASETS
@@ -30,7 +31,7 @@ def tiny_crpa():
     def make(**overrides) -> CRPAConfig:
         fields = dict(num_clients=3, num_rounds=2, batch_size=20, max_per_class=20,
                       max_test=100, device="cpu", generate_class=4, target_class=9,
-                      poison_count=8, gan_steps=1, gan_batch_size=8, preview_count=3)
+                      poison_count=8, gan=GANSettings(steps=1, batch_size=8, preview_count=3))
         return CRPAConfig(**{**fields, **overrides})
 
     return make
@@ -141,9 +142,12 @@ def test_explorer_runs_the_chosen_attack_and_settings(mnist_tiny, tiny_crpa, dra
     federation = explorer.run()
     assert (federation.config.attack, federation.config.generate_class,
             federation.config.target_class) == ("label-flip", 1, 7)
+    assert [defense.name for defense in federation.config.defenses] == ["record-dp"]
     assert math.isfinite(federation.history[0]["epsilon"])
     assert not explorer.button.disabled
     assert list(explorer.plots[0].histories) == ["label-flip 1→7 alpha=0 8 poisoned DP"]
+    explorer.controls["dp"].value = False
+    assert explorer.chosen_config().defenses == ()
 
 
 def test_explorer_reports_a_bad_choice_in_one_line(mnist_tiny, tiny_crpa, drawn):
@@ -153,9 +157,11 @@ def test_explorer_reports_a_bad_choice_in_one_line(mnist_tiny, tiny_crpa, drawn)
     assert not explorer.button.disabled and not drawn
 
 
-def test_explorer_refuses_an_unknown_control(mnist_tiny, tiny_crpa):
+def test_explorer_refuses_an_unknown_control_or_attack(mnist_tiny, tiny_crpa):
     with pytest.raises(ValueError, match="control='rounds' is not allowed"):
         AttackExplorer(tiny_crpa(), mnist_tiny, controls=("rounds",))
+    with pytest.raises(ValueError, match="attack='krum' is not allowed: it must be one of none, "):
+        AttackExplorer(tiny_crpa(), mnist_tiny, attacks=("crpa", "krum"))
 
 
 def test_explorer_without_a_target_menu_keeps_t_away_from_the_chosen_g(mnist_tiny, tiny_crpa):
