@@ -618,15 +618,13 @@ def check_answer(answer: Any, is_correct: Callable[[Any], bool], hint: str = "")
 
 # ----------------------------------------------------------------------------------------------
 # Robust aggregation (notebook 05): Byzantine runs kept by their settings, and their explorer.
-# This section's imports are its own: the recipe imports nothing from the widgets above.
+# (Its imports stand here, beside the code that uses them; the module's others are at the top.)
 
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 
 from .aggregators import AGGREGATORS  # noqa: E402
-from .parts import ATTACKS  # noqa: E402
 from .recipes.byzantine import BYZANTINE_PROFILES, ByzantineConfig  # noqa: E402
-from .recipes.crpa import CRPA_ATTACKS, GAN_ATTACKS  # noqa: E402
 from .viz import kept_grid  # noqa: E402
 
 #: The attacks the Byzantine explorer offers: ``none`` and every registered attack but the CRPA
