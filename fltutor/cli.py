@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from typing import Callable, Iterable
 
 from . import __version__
-from .config import FedConfig, default_profile
+from .config import MODES, FedConfig, default_profile
 from .data import DATASETS, DataUnavailableError
+from .partition import PARTITIONS
 from .sweep import FIGURES, MAX_SWEEP_SEEDS
 
 
@@ -21,6 +23,31 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class RegistryNames:
+    """A registry's names for argparse's ``choices``, read only when argparse needs them.
+
+    argparse reads choices to check a value and to print help; the registries of attacks and
+    aggregators fill as their modules are imported, which takes seconds (the GAN's imports), and
+    ``fltutor info`` should not wait for that. Give the option a ``metavar``, or argparse reads
+    the choices as the option is added.
+    """
+
+    def __init__(self, names: Callable[[], Iterable[str]]):
+        self.names = names
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+
+def crpa_attacks() -> tuple[str, ...]:
+    from .recipes.crpa import CRPA_ATTACKS
+
+    return CRPA_ATTACKS
 
 
 def parse_exclude(text: str) -> dict[int, tuple[int, ...]]:
@@ -153,8 +180,8 @@ def add_dp_options(parser: argparse.ArgumentParser) -> None:
                         help="DP-SGD per-sample clipping norm (default: the study's 1.5)")
 
 
-def dp_settings(args: argparse.Namespace):
-    """A DPConfig from ``--dp`` and its parameters, or None; DP parameters need ``--dp``."""
+def dp_defenses(args: argparse.Namespace) -> tuple:
+    """``(DPConfig(...),)`` from ``--dp`` and its parameters, else ``()``; they need ``--dp``."""
     given = {name: getattr(args, name) for name in ("noise_multiplier", "max_grad_norm")
              if getattr(args, name) is not None}
     if not args.dp:
@@ -162,15 +189,14 @@ def dp_settings(args: argparse.Namespace):
             option = "--" + next(iter(given)).replace("_", "-")
             raise ValueError(f"{option}={next(iter(given.values()))} is not allowed without "
                              f"--dp: add --dp to train with DP-SGD")
-        return None
+        return ()
     from .defenses.dp import DPConfig
 
-    return DPConfig(**given)
+    return (DPConfig(**given),)
 
 
 def command_crpa(args: argparse.Namespace) -> None:
-    from .config import CRPAConfig
-    from .experiments import run_crpa
+    from .recipes.crpa import CRPAConfig, run_crpa
 
     if args.no_poison and args.attack not in (None, "reconstruction"):
         raise ValueError(f"attack={args.attack!r} is not allowed with --no-poison, which means "
@@ -178,7 +204,7 @@ def command_crpa(args: argparse.Namespace) -> None:
     attack = "reconstruction" if args.no_poison else "crpa" if args.attack is None else args.attack
     config = make_config(CRPAConfig, args, generate_class=args.generate, target_class=args.target,
                          attack=attack, alpha=args.alpha, free_rider=args.free_rider,
-                         dp=dp_settings(args), **given(args, "poison_count", "attack_start_round"))
+                         defenses=dp_defenses(args), **given(args, "poison_count", "attack_start_round"))
     summary = run_crpa(config, args.out, progress=not args.no_progress,
                        force=args.force)["summary"]
     print(f"AAA {summary['aaa']:.4f}, final test accuracy {summary['final_test_accuracy']:.4f} "
@@ -188,7 +214,7 @@ def command_crpa(args: argparse.Namespace) -> None:
 
 
 def command_sweep(args: argparse.Namespace) -> None:
-    from .config import CRPAConfig
+    from .recipes.crpa import CRPAConfig
     from .sweep import FIGURE_FILES, run_sweep
 
     config = make_config(CRPAConfig, args, **given(args, "attack_start_round"))
@@ -220,11 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     fedavg = commands.add_parser("fedavg", help="train a model with federated averaging")
     add_federation_options(fedavg)
     fedavg.add_argument("--clients", type=int, default=10, help="number of clients (default: 10)")
-    fedavg.add_argument("--partition", default="iid", help="iid, dirichlet, one-class or shards")
+    fedavg.add_argument("--partition", default="iid", help=", ".join(PARTITIONS.names()))
     fedavg.add_argument("--alpha", type=float, default=1.0, help="Dirichlet concentration")
     fedavg.add_argument("--exclude", type=parse_exclude, default={},
                         help="classes a client must not hold, e.g. '0:4,9;3:1'")
-    fedavg.add_argument("--mode", default="fedavg", help="fedavg or fedsgd")
+    fedavg.add_argument("--mode", default="fedavg", help=" or ".join(MODES))
     fedavg.set_defaults(handler=command_fedavg)
 
     crpa = commands.add_parser("crpa", help="the combined reconstruction-and-poisoning attack")
@@ -233,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     crpa.add_argument("--target", type=int, required=True, help="class T to label it as")
     crpa.add_argument("--alpha", type=float, default=0.0,
                       help="Dirichlet concentration (0: one class per client, the default)")
-    crpa.add_argument("--attack", help="crpa (default), reconstruction, label-flip or none")
+    crpa.add_argument("--attack", choices=RegistryNames(crpa_attacks), metavar="ATTACK",
+                      help="%(choices)s (default: crpa; none: the control run)")
     crpa.add_argument("--poison-count", type=int, help="generated images per round")
     add_start_round_option(crpa)
     crpa.add_argument("--no-poison", action="store_true",

@@ -30,14 +30,19 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .config import CRPAConfig, check, check_int
+from .checks import check, check_int
+from .config import FedConfig
 from .data import DATASETS
-from .experiments import (atomic_write, check_fields, differences, read_json,
-                          run_crpa, save_figure, unusable, usable_out_dir, write_json)
+from .experiments import (atomic_write, check_fields, config_json, differences, read_json,
+                          save_figure, unusable, usable_out_dir, write_json)
 from .partition import STUDY_ALPHAS
+
+if TYPE_CHECKING:  # the recipes are imported when a sweep runs: the GAN's imports take seconds
+    from .recipes.crpa import CRPAConfig
 
 #: Seeds per setting of a sweep: figure 4 with 100 seeds is already 9,000 runs.
 MAX_SWEEP_SEEDS = 100
@@ -108,47 +113,64 @@ def plan(figure: str, num_classes: int, seeds: int, pairs: list[tuple[int, int]]
             for dp in dp_settings for seed in range(first_seed, first_seed + seeds)]
 
 
-def read_results(out_dir: Path) -> list[dict]:
-    """The lines of ``out_dir``'s results.jsonl, each checked against ``RESULT_FIELDS``."""
-    path = out_dir / RESULTS
-    if not path.exists():
-        return []
-    try:
-        lines = path.read_text().splitlines()
-    except UnicodeDecodeError:
-        raise unusable(path, "it is not text (damaged, or not written by fltutor)") from None
-    results = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+@dataclass(frozen=True)
+class Results:
+    """A sweep's ``results.jsonl``: one line per finished run, the fields of its ``key`` first.
+
+    ``key`` is a frozen dataclass with a ``name`` (the run's folder under ``runs/``) whose fields
+    tell one run from another; ``fields`` are every field of a line and what it must hold.
+    """
+
+    key: type
+    fields: dict[str, str]
+
+    def read(self, out_dir: Path) -> list[dict]:
+        """The lines of ``out_dir``'s results.jsonl, each checked against ``fields``."""
+        path = out_dir / RESULTS
+        if not path.exists():
+            return []
         try:
-            result = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise unusable(path, f"line {number} is not valid JSON ({error})",
-                           "delete that line (its run is then done again), or use another "
-                           "--out") from None
-        results.append(check_fields(path, result, RESULT_FIELDS, f"line {number}"))
-    return results
+            lines = path.read_text().splitlines()
+        except UnicodeDecodeError:
+            raise unusable(path, "it is not text (damaged, or not written by fltutor)") from None
+        results = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                result = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise unusable(path, f"line {number} is not valid JSON ({error})",
+                               "delete that line (its run is then done again), or use another "
+                               "--out") from None
+            results.append(check_fields(path, result, self.fields, f"line {number}"))
+        return results
+
+    def record(self, out_dir: Path, result: dict) -> None:
+        """Add one line to results.jsonl (replacing the line of the same run, if any), atomically."""
+        kept = [r for r in self.read(out_dir) if self.key_of(r) != self.key_of(result)]
+        lines = [json.dumps(r) for r in [*kept, result]]
+        atomic_write(out_dir / RESULTS, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+
+    def key_of(self, result: dict):
+        """The key of the run a line records."""
+        return self.key(**{f.name: result[f.name] for f in dataclasses.fields(self.key)})
 
 
-def record_result(out_dir: Path, result: dict) -> None:
-    """Add one line to results.jsonl (replacing the line of the same run, if any), atomically."""
-    kept = [r for r in read_results(out_dir) if key_of(r) != key_of(result)]
-    lines = [json.dumps(r) for r in [*kept, result]]
-    atomic_write(out_dir / RESULTS, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+CRPA_RESULTS = Results(RunKey, RESULT_FIELDS)
 
 
-def key_of(result: dict) -> RunKey:
-    return RunKey(result["generate_class"], result["target_class"], result["alpha"],
-                  result["dp"], result["seed"])
+def read_results(out_dir: Path) -> list[dict]:
+    """The results of a CRPA sweep in ``out_dir`` (``figure4``, ``figure6``, ``figure8``)."""
+    return CRPA_RESULTS.read(Path(out_dir))
 
 
-def shared_settings(base: CRPAConfig) -> dict:
-    """The settings every run of a sweep shares (the per-run fields blanked out)."""
-    shared = dataclasses.asdict(base)
-    for name in ("generate_class", "target_class", "alpha", "dp", "seed", "exclude"):
+def shared_settings(base: FedConfig, per_run: tuple[str, ...]) -> dict:
+    """The settings every run of a sweep shares: ``base`` without the fields set per run."""
+    shared = config_json(base)
+    for name in (*per_run, "exclude"):
         shared.pop(name, None)
-    return json.loads(json.dumps(shared, default=str))
+    return shared
 
 
 def claim_directory(out_dir: Path, settings: dict) -> None:
@@ -163,12 +185,50 @@ def claim_directory(out_dir: Path, settings: dict) -> None:
     write_json(path, settings)
 
 
+def run_planned(label: str, configs: dict, shared: dict, out_dir: Path, results: Results,
+                run: Callable[..., dict], line: Callable[[Any, dict], dict],
+                progress: bool = True, force: bool = False) -> list[dict]:
+    """The loop of every sweep: run each of ``configs`` (key -> config) not yet in results.jsonl.
+
+    ``out_dir`` is claimed for the ``shared`` settings first. Each run goes to ``runs/NAME/``
+    through ``run(config, folder, progress=False, force=..., after_round=...)``, which resumes
+    an interrupted run from its checkpoint; its line, ``line(key, summary)``, is recorded as
+    soon as it finishes. Returns every line of results.jsonl. The progress bar counts runs and
+    names the run and round in progress.
+    """
+    from tqdm.auto import tqdm
+
+    check(isinstance(force, bool), "force", force, "True or False")
+    claim_directory(out_dir, shared)
+    finished = set() if force else {results.key_of(result) for result in results.read(out_dir)}
+    keys = list(configs)
+    todo = [key for key in keys if key not in finished]
+    with tqdm(total=len(keys), initial=len(keys) - len(todo), desc=label, unit="run",
+              disable=not progress) as bar:
+        for number, key in enumerate(todo, start=len(keys) - len(todo) + 1):
+            where = f"run {number} of {len(keys)} ({key.name})"
+            bar.set_postfix_str(f"{where}, starting")
+            metrics = run(configs[key], out_dir / "runs" / key.name, progress=False, force=force,
+                          after_round=lambda fed: bar.set_postfix_str(
+                              f"{where}, round {fed.rounds_done} of {fed.config.num_rounds}"))
+            results.record(out_dir, line(key, metrics["summary"]))
+            bar.update(1)
+    return results.read(out_dir)
+
+
+# --- the CRPA study's figures ---------------------------------------------------------------------
+
+#: The fields a CRPA sweep sets per run; the others are the sweep's shared settings.
+CRPA_PER_RUN = ("generate_class", "target_class", "alpha", "defenses", "seed")
+
+
 def config_for(base: CRPAConfig, key: RunKey) -> CRPAConfig:
     """The configuration of one run: the base with the run's pair, alpha, seed and DP."""
     from .defenses.dp import DPConfig  # Opacus takes seconds to import: only when needed
 
     return base.replace(generate_class=key.generate_class, target_class=key.target_class,
-                        alpha=key.alpha, seed=key.seed, dp=DPConfig() if key.dp else None)
+                        alpha=key.alpha, seed=key.seed,
+                        defenses=(DPConfig(),) if key.dp else ())
 
 
 def run_sweep(figure: str, base: CRPAConfig, out_dir: str | Path, seeds: int = 1,
@@ -178,36 +238,23 @@ def run_sweep(figure: str, base: CRPAConfig, out_dir: str | Path, seeds: int = 1
 
     Every run's configuration, the folder and the files already in it are checked before the
     first run starts. When every planned run is done, the figure is drawn (``FIGURE_FILES``).
-    The progress bar counts runs and names the run and round in progress.
     """
-    from tqdm.auto import tqdm
+    from .recipes.crpa import run_crpa
 
     check_int("seeds", seeds, 1, MAX_SWEEP_SEEDS)
     check(isinstance(force, bool), "force", force, "True or False")
     out_dir = usable_out_dir(out_dir)
-    done = read_results(out_dir)
-    keys = plan(figure, base.num_classes, seeds, pairs, done, base.seed)
+    keys = plan(figure, base.num_classes, seeds, pairs, CRPA_RESULTS.read(out_dir), base.seed)
     configs = {key: config_for(base, key) for key in keys}  # validates every run up front
-    claim_directory(out_dir, shared_settings(base))
-    finished = set() if force else {key_of(result) for result in done}
-    todo = [key for key in keys if key not in finished]
-    with tqdm(total=len(keys), initial=len(keys) - len(todo), desc=figure, unit="run",
-              disable=not progress) as bar:
-        for number, key in enumerate(todo, start=len(keys) - len(todo) + 1):
-            where = f"run {number} of {len(keys)} ({key.name})"
-            bar.set_postfix_str(f"{where}, starting")
-            metrics = run_crpa(configs[key], out_dir / "runs" / key.name, progress=False,
-                               force=force, after_round=lambda fed: bar.set_postfix_str(
-                                   f"{where}, round {fed.rounds_done} of {fed.config.num_rounds}"))
-            summary = metrics["summary"]
-            record_result(out_dir, {**dataclasses.asdict(key), "figure": figure,
-                                    "aaa": summary["aaa"],
-                                    "final_test_accuracy": summary["final_test_accuracy"],
-                                    "epsilon": summary.get("epsilon"),
-                                    "rounds": summary["rounds"],
-                                    "seconds": summary["total_seconds"]})
-            bar.update(1)
-    results = read_results(out_dir)
+
+    def line(key: RunKey, summary: dict) -> dict:
+        return {**dataclasses.asdict(key), "figure": figure, "aaa": summary["aaa"],
+                "final_test_accuracy": summary["final_test_accuracy"],
+                "epsilon": summary.get("epsilon"), "rounds": summary["rounds"],
+                "seconds": summary["total_seconds"]}
+
+    results = run_planned(figure, configs, shared_settings(base, CRPA_PER_RUN), out_dir,
+                          CRPA_RESULTS, run_crpa, line, progress, force)
     draw_figure(figure, [r for r in results if r["figure"] == figure], out_dir,
                 DATASETS[base.dataset].class_names)
     return results
