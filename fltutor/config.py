@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from .aggregators import Mean, Rule
+from .aggregators import AGGREGATORS, Mean, Rule
 from .checks import (MAX_BATCH, MAX_CLIENTS, MAX_EPOCHS, MAX_GAN_BATCH, MAX_GENERATED,
                      MAX_JITTER, MAX_LATENT, MAX_PREVIEW, MAX_RATE, MAX_ROUNDS, MAX_SAMPLES,
                      MAX_SEED, MAX_STEPS, Checked, check, check_bool, check_choice, check_class,
@@ -198,7 +198,7 @@ class FedConfig(Checked):
             check(isinstance(parts, tuple) and all(isinstance(p, kind) for p in parts), role,
                   parts, f"a tuple of {kind.__name__} specs (see fltutor.parts)")
         check(isinstance(self.aggregator, Rule), "aggregator", self.aggregator,
-              "a Rule spec (fltutor.aggregators.AGGREGATORS)")
+              f"a rule spec such as Mean() (fltutor.aggregators: {', '.join(AGGREGATORS.names())})")
         for part in (*self.attack_parts(), *self.defenses, *self.observation_parts()):
             part.check_fits(self)
         taken = [k for attack in self.attack_parts() for k in attack.clients]

@@ -6,7 +6,6 @@ out of the attacks makes the threat model readable from the attacks' signatures 
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 from typing import Callable
@@ -188,7 +187,7 @@ def detection_rates(chosen: list[int], kept: list[int], malicious: set[int]) -> 
 
     ``detection_tpr``: the share of the round's malicious clients it left out (1 is perfect);
     ``detection_fpr``: the share of the round's honest clients it left out (0 is perfect).
-    A rate with no client to count is NaN (written as null in metrics.json).
+    A rate with no client to count (no attacker took part) is None: null in metrics.json.
 
     >>> detection_rates([0, 1, 2, 3], kept=[1, 2], malicious={0})
     {'detection_tpr': 1.0, 'detection_fpr': 0.3333333333333333}
@@ -197,8 +196,8 @@ def detection_rates(chosen: list[int], kept: list[int], malicious: set[int]) -> 
     attackers = [k for k in chosen if k in malicious]
     honest = [k for k in chosen if k not in malicious]
 
-    def share(group: list[int]) -> float:
-        return sum(k in left_out for k in group) / len(group) if group else math.nan
+    def share(group: list[int]) -> float | None:
+        return sum(k in left_out for k in group) / len(group) if group else None
 
     return {"detection_tpr": share(attackers), "detection_fpr": share(honest)}
 

@@ -27,17 +27,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 
 from .checks import Checked, check, is_int
 from .registry import Registry
 
-if TYPE_CHECKING:  # annotations only: the federation is built from these parts, above them
-    from .federation import Client, Federation, RoundRecord
-
-    Observer = Callable[[RoundRecord], "dict | None"]
+# The federation (``fltutor.federation``) is built from these parts and so sits above them: the
+# methods below take its ``Client``, ``Federation`` and ``RoundRecord`` without importing them.
+Client = Federation = Any
+#: An observer looks at a finished round (a ``RoundRecord``) and may return metrics to record.
+Observer = Callable[[Any], "dict | None"]
 
 ATTACKS = Registry("attack")
 DEFENSES = Registry("defense")

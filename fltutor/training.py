@@ -30,7 +30,10 @@ class LocalTraining:
 
     ``batch_size=None`` means one batch holding all local data (FedSGD). With
     ``keep_optimizer_state`` a client's optimizer (Adam's moments) lives on across rounds, as in
-    the CRPA study's reference code; otherwise it starts afresh every round.
+    the CRPA study's reference code; otherwise it starts afresh every round. ``loss`` is what
+    every step minimises, ``loss(outputs, labels)``: cross-entropy for the studies' classifiers.
+    A client is its data plus this schedule, so the honest clients of a round differ in their
+    data alone, and an engine may train them all in one batched step.
     """
 
     epochs: int
@@ -38,6 +41,7 @@ class LocalTraining:
     optimizer: str
     lr: float
     keep_optimizer_state: bool
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
 
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, 1, MAX_EPOCHS)
@@ -63,7 +67,7 @@ class LocalTraining:
     def train(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
               y: torch.Tensor) -> float:
         """One round's local training on (x, y); returns the mean batch loss."""
-        return train_epochs(model, optimizer, x, y, self.epochs, self.batch_size)
+        return train_epochs(model, optimizer, x, y, self.epochs, self.batch_size, loss=self.loss)
 
 
 def shuffled_batches(num_samples: int, batch_size: int | None, device) -> Iterator[torch.Tensor]:
@@ -74,8 +78,11 @@ def shuffled_batches(num_samples: int, batch_size: int | None, device) -> Iterat
 
 def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                  y: torch.Tensor, epochs: int, batch_size: int | None,
-                 batches: Callable[..., Iterator[torch.Tensor]] = shuffled_batches) -> float:
-    """Minimise cross-entropy on (x, y) for ``epochs`` passes; returns the mean batch loss.
+                 batches: Callable[..., Iterator[torch.Tensor]] = shuffled_batches,
+                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
+                 ) -> float:
+    """Minimise ``loss`` (cross-entropy) on (x, y) for ``epochs`` passes; returns the mean batch
+    loss.
 
     ``batches(num_samples, batch_size, device)`` yields one pass's index batches: shuffled by
     default, Poisson-sampled under DP-SGD (``fltutor.defenses.dp``).
@@ -85,9 +92,9 @@ def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Te
     for _ in range(epochs):
         for batch in batches(len(y), batch_size, x.device):
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x[batch]), y[batch])
-            loss.backward()
+            batch_loss = loss(model(x[batch]), y[batch])
+            batch_loss.backward()
             optimizer.step()
             if len(batch):  # a Poisson batch may be empty: still a (noise-only) step, no loss
-                total, steps = total + loss.detach(), steps + 1
+                total, steps = total + batch_loss.detach(), steps + 1
     return total.item() / steps if steps else math.nan  # one device sync per round, not per batch

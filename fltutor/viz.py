@@ -308,3 +308,23 @@ def dp_comparison(results: list[dict], class_names: Sequence[str] | None = None,
     axes[1].set_title("cost: final test accuracy")
     fig.suptitle(title)
     return fig
+
+
+def kept_grid(history: list[dict], num_clients: int, malicious: set[int] = frozenset(), ax=None,
+              title: str = "clients the aggregator kept"):
+    """Rounds down, clients across: dark where a client's update was kept, light where it was
+    left out, grey where it did not take part; malicious clients' columns are labelled in red."""
+    fig, ax = _axes(ax, size=(max(4.0, 0.35 * num_clients + 1.5), 3.5))
+    grid = np.full((len(history), num_clients), 0.5)
+    for row, record in enumerate(history):
+        grid[row, record["clients"]] = 0.0
+        grid[row, record["kept"]] = 1.0
+    ax.imshow(grid, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(num_clients))
+    for client, label in enumerate(ax.get_xticklabels()):
+        label.set_color("red" if client in malicious else "black")
+    ax.set_yticks(range(len(history)), [str(r["round"]) for r in history])
+    ax.set_xlabel("client (red: malicious)")
+    ax.set_ylabel("round")
+    ax.set_title(title)
+    return fig

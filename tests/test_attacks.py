@@ -5,15 +5,18 @@ import json
 import pytest
 import torch
 
-from fltutor.attacks import ATTACKS, CRPAClient, LabelFlipClient, ReconstructionClient
-from fltutor.config import CRPAConfig
-from fltutor.experiments import crpa_federation, run_crpa, save_progress
+from fltutor.attacks.crpa import CRPAClient
+from fltutor.attacks.gan import ReconstructionClient
+from fltutor.attacks.poisoning import LabelFlipClient
+from fltutor.experiments import save_progress
+from fltutor.federation import Federation
+from fltutor.recipes.crpa import CRPA_ATTACKS, CRPAConfig, run_crpa
 from fltutor.metrics import aaa, attack_accuracy, mean_and_std
 
 # Tiny and fast: 10 clients with 30 images each, a few rounds, a short GAN round. Plain SGD
 # keeps so small a one-class-per-client federation steady from the first round.
 TINY = dict(max_per_class=30, max_test=300, batch_size=10, optimizer="sgd", lr=0.05,
-            num_rounds=3, attack_start_round=1, poison_count=15, gan_steps=2, gan_batch_size=8,
+            num_rounds=3, attack_start_round=1, poison_count=15, gan=dict(steps=2, batch_size=8),
             device="cpu",
             allow_fallback=True)
 
@@ -23,7 +26,7 @@ def tiny(**changes) -> CRPAConfig:
 
 
 def run_aaa(**changes) -> float:
-    federation = crpa_federation(tiny(**changes))
+    federation = Federation.build(tiny(**changes))
     return aaa(federation.run(progress=False))
 
 
@@ -36,8 +39,8 @@ def test_label_flipping_with_real_images_of_g_raises_attack_accuracy():
 
 
 def test_until_the_attack_starts_a_run_repeats_its_control_run_exactly():
-    attacked = crpa_federation(tiny(attack_start_round=3)).run(progress=False)
-    control = crpa_federation(tiny(attack="none")).run(progress=False)
+    attacked = Federation.build(tiny(attack_start_round=3)).run(progress=False)
+    control = Federation.build(tiny(attack="none")).run(progress=False)
     same = [{k: v for k, v in r.items() if k != "seconds"} for r in control[:2]]
     assert [{k: v for k, v in r.items() if k != "seconds"} for r in attacked[:2]] == same
     assert attacked[2]["attack_accuracy"] > control[2]["attack_accuracy"]
@@ -47,7 +50,7 @@ def test_until_the_attack_starts_a_run_repeats_its_control_run_exactly():
 def test_the_attacker_holds_neither_g_nor_t_and_the_label_flipper_is_handed_g(alpha):
     for attack, holds_g in (("crpa", False), ("none", False), ("label-flip", True)):
         config = tiny(attack=attack, alpha=alpha, generate_class=4, target_class=9, attacker=3)
-        federation = crpa_federation(config)
+        federation = Federation.build(config)
         held = set(federation.clients[3].y.tolist())
         assert 9 not in held and (4 in held) == holds_g
         assert len(federation.clients[3].y) >= 30  # a full share of the other classes
@@ -57,20 +60,20 @@ def test_each_attack_name_builds_its_kind_of_client():
     kinds = {"crpa": CRPAClient, "reconstruction": ReconstructionClient,
              "label-flip": LabelFlipClient}
     for name, kind in kinds.items():
-        assert type(crpa_federation(tiny(attack=name)).clients[0]) is kind
-    assert set(ATTACKS.names()) == {*kinds, "none"}
+        assert type(Federation.build(tiny(attack=name)).clients[0]) is kind
+    assert set(CRPA_ATTACKS) == {*kinds, "none"}
 
 
 def test_crpa_labels_its_generated_images_t_and_reconstruction_labels_them_fake():
     config = tiny(num_rounds=1)
-    crpa = crpa_federation(config).clients[0]
-    hitaj = crpa_federation(config.replace(attack="reconstruction")).clients[0]
+    crpa = Federation.build(config).clients[0]
+    hitaj = Federation.build(config.replace(attack="reconstruction")).clients[0]
     assert crpa.generated_label == config.target_class
     assert hitaj.generated_label == config.num_classes  # the classifier's extra "fake" output
 
 
 def test_a_free_rider_submits_only_its_generated_images():
-    federation = crpa_federation(tiny(free_rider=True, num_rounds=1))
+    federation = Federation.build(tiny(free_rider=True, num_rounds=1))
     attacker = federation.clients[0]
     federation.run(progress=False)
     assert len(attacker.y) == 0 and attacker.num_samples == 15
@@ -78,7 +81,7 @@ def test_a_free_rider_submits_only_its_generated_images():
 
 
 def test_attack_accuracy_and_aaa_follow_the_confusion_matrix_of_every_round():
-    federation = crpa_federation(tiny())
+    federation = Federation.build(tiny())
     history = federation.run(progress=False)
     for record in history:
         confusion = torch.tensor(record["confusion"])
@@ -98,8 +101,8 @@ def test_attack_accuracy_and_aaa_follow_the_confusion_matrix_of_every_round():
     (dict(poison_count=0), "poison_count=0"),
     (dict(attack="none", free_rider=True), "free_rider=True"),
     (dict(model="lenet5"), "model='lenet5'"),
-    (dict(gan_steps=0), "gan_steps=0"),
-    (dict(gan_batch_size=1), "gan_batch_size=1"),
+    (dict(gan=dict(steps=0)), "steps=0"),
+    (dict(gan=dict(batch_size=1)), "batch_size=1"),
     (dict(attack_start_round=0), "attack_start_round=0"),
 ])
 def test_bad_settings_fail_before_any_work_with_one_line(changes, message):
@@ -112,7 +115,7 @@ def test_a_resumed_crpa_run_keeps_its_generator_and_repeats_the_uninterrupted_ru
     config = tiny(num_rounds=2)
     straight = run_crpa(config, tmp_path / "straight", progress=False)
 
-    interrupted = crpa_federation(config)
+    interrupted = Federation.build(config)
     interrupted.run(num_rounds=1, progress=False)
     save_progress(interrupted, tmp_path / "resumed")  # what a run killed after round 1 leaves
     resumed = run_crpa(config, tmp_path / "resumed", progress=False)
@@ -129,9 +132,9 @@ def test_a_resumed_crpa_run_keeps_its_generator_and_repeats_the_uninterrupted_ru
 
 def test_the_attackers_state_holds_its_generator_and_previews():
     config = tiny(num_rounds=1)
-    federation = crpa_federation(config)
+    federation = Federation.build(config)
     federation.run(progress=False)
-    restored = crpa_federation(config)
+    restored = Federation.build(config)
     restored.load_state_dict(federation.state_dict())
     before, after = federation.clients[0].reconstruction, restored.clients[0].reconstruction
     for a, b in zip(before.generator.state_dict().values(), after.generator.state_dict().values()):

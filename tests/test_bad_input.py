@@ -18,8 +18,11 @@ import pytest
 import torch
 
 from fltutor.aggregators import mean
-from fltutor.config import CRPAConfig, FedConfig
+from fltutor.attacks.crpa import CRPA, LabelFlip
+from fltutor.attacks.gan import GANSettings
+from fltutor.config import FedConfig
 from fltutor.defenses.dp import DPConfig
+from fltutor.recipes.crpa import CRPAConfig
 from fltutor.models import Classifier, Generator, LeNet5, load_flat_parameters
 from fltutor.partition import dirichlet, iid, one_class_per_client, shards, split
 from fltutor.training import LocalTraining
@@ -74,8 +77,23 @@ PYTHON_CASES = [
     (lambda: FedConfig(data_root=5), "data_root=5"),
     (lambda: FedConfig(data_root=""), "data_root=''"),
     (lambda: FedConfig(profile=None), "profile=None"),
-    (lambda: FedConfig(dp=True), "dp=True"),
-    (lambda: FedConfig(dp={"noise_multiplier": 1.0}), "dp={'noise_multiplier': 1.0}"),
+    (lambda: FedConfig(defenses=True), "defenses=True"),
+    (lambda: FedConfig(defenses=({"noise_multiplier": 1.0},)),
+     "defenses=({'noise_multiplier': 1.0},)"),
+    (lambda: FedConfig(attackers=[CRPA()]), "attackers=[CRPA("),
+    (lambda: FedConfig(observations=("attack-accuracy",)), "observations=('attack-accuracy',)"),
+    (lambda: FedConfig(aggregator="krum"), "aggregator='krum'"),
+    (lambda: FedConfig(num_clients=3, attackers=(CRPA(clients=(3,)),), partition="dirichlet"),
+     "clients=(3,)"),
+    (lambda: FedConfig(num_clients=2, partition="dirichlet",
+                       attackers=(CRPA(clients=(0,)), LabelFlip(clients=(0,)))),
+     "attackers=[(0,), (0,)]"),
+    (lambda: FedConfig(num_clients=2, partition="dirichlet", attackers=(CRPA(clients=(0, 1)),)),
+     "malicious clients=2"),
+    (lambda: CRPA(clients=()), "clients=()"),
+    (lambda: CRPA(clients=[0]), "clients=[0]"),
+    (lambda: CRPA(clients=(1, 1)), "clients=(1, 1)"),
+    (lambda: CRPA(gan={"steps": 2}), "gan={'steps': 2}"),
     # FedConfig: numbers too large to use
     (lambda: FedConfig(num_clients=10**6), "num_clients=1000000"),
     (lambda: FedConfig(num_rounds=10**9), "num_rounds=1000000000"),
@@ -127,14 +145,17 @@ PYTHON_CASES = [
     (lambda: CRPAConfig(target_class=-1), "target_class=-1"),
     (lambda: CRPAConfig(attack_start_round=True), "attack_start_round=True"),
     (lambda: CRPAConfig(attack_start_round=0), "attack_start_round=0"),
-    (lambda: CRPAConfig(gan_batch_size=10**9), "gan_batch_size=1000000000"),
-    (lambda: CRPAConfig(gan_steps=0), "gan_steps=0"),
-    (lambda: CRPAConfig(gan_jitter=10**30), "gan_jitter=" + str(10**30)),
-    (lambda: CRPAConfig(latent_dim=10**9), "latent_dim=1000000000"),
-    (lambda: CRPAConfig(preview_count=10**9), "preview_count=1000000000"),
-    (lambda: CRPAConfig(generator_lr=1e300), "generator_lr=1e+300"),
-    (lambda: CRPAConfig(gan_smoothness=math.nan), "gan_smoothness=nan"),
-    (lambda: CRPAConfig(discriminator_lr=True), "discriminator_lr=True"),
+    (lambda: GANSettings(batch_size=10**9), "batch_size=1000000000"),
+    (lambda: GANSettings(steps=0), "steps=0"),
+    (lambda: GANSettings(jitter=10**30), "jitter=" + str(10**30)),
+    (lambda: GANSettings(latent_dim=10**9), "latent_dim=1000000000"),
+    (lambda: GANSettings(preview_count=10**9), "preview_count=1000000000"),
+    (lambda: GANSettings(generator_lr=1e300), "generator_lr=1e+300"),
+    (lambda: GANSettings(smoothness=math.nan), "smoothness=nan"),
+    (lambda: GANSettings(discriminator_lr=True), "discriminator_lr=True"),
+    (lambda: CRPAConfig(gan=None), "gan=None"),
+    (lambda: CRPAConfig.from_profile("quick", gan=dict(steps=0)), "steps=0"),
+    (lambda: CRPAConfig.from_profile("quick", gan=dict(stepz=3)), "stepz"),
     (lambda: changed(CRPAConfig(), "num_rounds", 0), "num_rounds=0"),
     (lambda: changed(CRPAConfig(num_rounds=5), "attack_start_round", 6), "attack_start_round=6"),
     (lambda: changed(CRPAConfig(), "free_rider", "yes"), "free_rider='yes'"),

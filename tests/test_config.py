@@ -12,8 +12,8 @@ import re
 import pytest
 import torch
 
-from fltutor.config import (PROFILES, CRPAConfig, FedConfig, available_devices, default_profile,
-                            resolve_device)
+from fltutor.config import PROFILES, FedConfig, available_devices, default_profile, resolve_device
+from fltutor.recipes.crpa import CRPAConfig
 
 BAD_VALUES = [
     # (field, bad value, message fragments: the value as written, then what is allowed)
@@ -26,7 +26,7 @@ BAD_VALUES = [
     ("partition", "random", ["partition='random'", "one of", "iid", "dirichlet"]),
     ("optimizer", "rmsprop", ["optimizer='rmsprop'", "one of adam, sgd"]),
     ("mode", "fedprox", ["mode='fedprox'", "one of fedavg, fedsgd"]),
-    ("aggregator", "no-such-rule", ["aggregator='no-such-rule'", "one of", "mean"]),
+    ("aggregator", "mean", ["aggregator='mean'", "a rule spec such as Mean()", "mean"]),
     ("model", "resnet", ["model='resnet'", "one of", "classifier", "lenet5"]),
     ("num_rounds", 0, ["num_rounds=0", "integer >= 1"]),
     ("local_epochs", 0, ["local_epochs=0", "integer >= 1"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import warnings
 
 import pytest
@@ -166,9 +167,10 @@ def test_bad_dp_settings_fail_in_one_line_naming_the_value(name, value, fragment
     assert "\n" not in message and all(f in message for f in fragments)
 
 
-def test_fedconfig_accepts_only_a_dpconfig(tiny_config):
-    with pytest.raises(ValueError, match="dp=True is not allowed: it must be None or a DPConfig"):
-        tiny_config(dp=True)
+def test_fedconfig_accepts_only_defense_specs(tiny_config):
+    with pytest.raises(ValueError, match=re.escape("defenses=(True,) is not allowed: it must be a "
+                                                   "tuple of Defense specs")):
+        tiny_config(defenses=(True,))
 
 
 def test_opacus_fixes_batchnorm_and_leaves_the_studies_models_alone():
@@ -182,7 +184,7 @@ def test_opacus_fixes_batchnorm_and_leaves_the_studies_models_alone():
 
 @pytest.mark.parametrize("model", ["classifier", "lenet5"])
 def test_a_private_federation_reports_a_growing_epsilon(model, tiny_config, mnist_tiny):
-    federation = Federation.build(tiny_config(model=model, num_rounds=3, dp=DPConfig()),
+    federation = Federation.build(tiny_config(model=model, num_rounds=3, defenses=(DPConfig(),)),
                                   mnist_tiny)
     history = federation.run(progress=False)
     epsilons = [r["epsilon"] for r in history]
@@ -195,7 +197,7 @@ def test_a_private_federation_reports_a_growing_epsilon(model, tiny_config, mnis
 @pytest.fixture(scope="module")
 def private_config() -> FedConfig:
     return FedConfig(num_clients=3, num_rounds=3, batch_size=20, max_per_class=20, max_test=100,
-                     device="cpu", seed=1, dp=DPConfig())
+                     device="cpu", seed=1, defenses=(DPConfig(),))
 
 
 @pytest.fixture(scope="module")

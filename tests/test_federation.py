@@ -55,7 +55,10 @@ def test_mean_of_one_client_is_its_own_update():
 
 
 def test_mean_is_registered_as_the_default_aggregator():
-    assert AGGREGATORS[FedConfig().aggregator] is mean
+    rule = FedConfig().aggregator
+    assert type(rule) is AGGREGATORS["mean"] and rule.name == "mean"
+    updates, weights = torch.tensor([[1.0, 0.0], [3.0, 2.0]]), torch.tensor([1.0, 3.0])
+    assert torch.equal(rule(updates, weights).update, mean(updates, weights).update)
 
 
 def test_the_round_adds_the_sample_weighted_mean_of_the_client_updates(mnist_tiny, tiny_config):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fltutor.models import (MODELS, Classifier, Generator, LeNet5, flat_parameters,
-                            load_flat_parameters)
+from fltutor.models import (MODELS, Classifier, Generator, LeNet5, WideLeNet5,
+                            flat_parameters, load_flat_parameters)
 
 
 def count(model: torch.nn.Module) -> int:
@@ -26,6 +26,29 @@ def test_classifier_has_one_extra_output_for_the_fake_label(num_classes):
 
 def test_lenet5_has_one_output_per_class():
     assert LeNet5(10)(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
+
+
+@pytest.mark.parametrize("num_classes", [10, 3])
+def test_wide_lenet5_has_one_output_per_class(num_classes):
+    assert WideLeNet5(num_classes)(torch.zeros(5, 1, 28, 28)).shape == (5, num_classes)
+
+
+def test_wide_lenet5_has_the_layers_of_the_byzantine_experiments():
+    # conv 1->32 5x5, conv 32->64 5x5, fc 64*4*4 -> 512, fc 512 -> classes; ReLU, max pooling.
+    layers = list(WideLeNet5(10))
+    convs = [m for m in layers if isinstance(m, torch.nn.Conv2d)]
+    linears = [m for m in layers if isinstance(m, torch.nn.Linear)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (1, 32, (5, 5)), (32, 64, (5, 5))]
+    assert [(m.in_features, m.out_features) for m in linears] == [(64 * 4 * 4, 512), (512, 10)]
+    assert sum(isinstance(m, torch.nn.ReLU) for m in layers) == 3
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in layers) == 2
+
+
+def test_wide_lenet5_is_accepted_by_opacus():
+    from opacus.validators import ModuleValidator
+
+    assert ModuleValidator.validate(WideLeNet5(10), strict=False) == []
 
 
 def test_generator_draws_28x28_images_in_the_data_range():
@@ -50,6 +73,9 @@ def test_parameter_counts_match_the_layer_sizes():
     assert count(LeNet5(10)) == 61_706  # the classic LeNet-5 size
     assert count(LeNet5(10)) == (conv(1, 6, 5) + conv(6, 16, 5) + linear(400, 120)
                                  + linear(120, 84) + linear(84, 10))
+    assert count(WideLeNet5(10)) == 582_026
+    assert count(WideLeNet5(10)) == (conv(1, 32, 5) + conv(32, 64, 5) + linear(64 * 4 * 4, 512)
+                                     + linear(512, 10))
     batch_norm = lambda channels: 2 * channels  # noqa: E731
     assert count(Generator(100)) == (100 * 7 * 7 * 256 + batch_norm(7 * 7 * 256)
                                      + 256 * 128 * 16 + batch_norm(128)
@@ -57,8 +83,10 @@ def test_parameter_counts_match_the_layer_sizes():
 
 
 def test_models_registry_builds_from_the_number_of_classes():
-    assert set(MODELS.names()) >= {"classifier", "lenet5"}
+    assert set(MODELS.names()) >= {"classifier", "lenet5", "lenet5-wide"}
     assert MODELS["lenet5"](7)(torch.zeros(1, 1, 28, 28)).shape == (1, 7)
+    assert isinstance(MODELS["lenet5-wide"](7), WideLeNet5)
+    assert MODELS["lenet5-wide"](7)(torch.zeros(1, 1, 28, 28)).shape == (1, 7)
 
 
 def test_flat_parameters_round_trip_reproduces_the_model():

@@ -98,15 +98,15 @@ def test_a_planted_checkpoint_is_refused_in_one_line_and_its_payload_never_runs(
 
 def test_every_part_of_a_crpa_and_dp_checkpoint_reads_back_with_weights_only(tmp_path):
     """The GAN attacker's state and DP-SGD's accountant are plain tensors and values."""
-    from fltutor.config import CRPAConfig
     from fltutor.defenses.dp import DPConfig
-    from fltutor.experiments import crpa_federation, read_checkpoint, save_progress
+    from fltutor.experiments import read_checkpoint, save_progress
+    from fltutor.recipes.crpa import CRPAConfig
 
     config = CRPAConfig.from_profile("quick", max_per_class=20, max_test=100, batch_size=10,
                                      optimizer="sgd", lr=0.05, num_rounds=2, attack_start_round=1,
-                                     poison_count=10, gan_steps=2, gan_batch_size=8, device="cpu",
-                                     generate_class=4, target_class=9, dp=DPConfig())
-    federation = crpa_federation(config)
+                                     poison_count=10, gan=dict(steps=2, batch_size=8), device="cpu",
+                                     generate_class=4, target_class=9, defenses=(DPConfig(),))
+    federation = Federation.build(config)
     federation.run(1, progress=False)
     save_progress(federation, tmp_path)
     state = read_checkpoint(tmp_path)  # weights_only=True inside
@@ -114,7 +114,7 @@ def test_every_part_of_a_crpa_and_dp_checkpoint_reads_back_with_weights_only(tmp
     attacker = state["federation"]["clients"][config.attacker]
     assert set(attacker["reconstruction"]) >= {"generator", "previews", "preview_noise"}
     assert attacker["training"]["accountant"]["history"]  # DP-SGD's steps so far
-    resumed = crpa_federation(config)
+    resumed = Federation.build(config)
     resumed.load_state_dict(state["federation"])
     assert resumed.history == federation.history
 
@@ -360,12 +360,11 @@ def test_files_are_written_with_the_users_umask(umask, tmp_path):
 
 def test_a_finished_crpa_run_whose_summary_lacks_its_aaa_is_one_line(tmp_path, monkeypatch):
     """What a finished folder hands back is checked too: the AAA a CRPA run's caller reads."""
-    from fltutor.config import CRPAConfig
-    from fltutor.experiments import crpa_federation_config, run_crpa
+    from fltutor.recipes.crpa import CRPAConfig, run_crpa
 
     config = CRPAConfig.from_profile("quick", generate_class=4, target_class=9, device="cpu")
     write_json(tmp_path / METRICS, {
-        "config": config_json(crpa_federation_config(config)), "rounds": [], "finished": True,
+        "config": config_json(config), "rounds": [], "finished": True,
         "summary": {"rounds": 40, "final_test_accuracy": 0.9, "total_seconds": 1.0}})
     forbid_loading(monkeypatch)
     with pytest.raises(ValueError) as error:

@@ -161,7 +161,8 @@ class DPTraining:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=FIRST_LAYER_HOOK_NOTE)
                 return train_epochs(module, private_optimizer, x, y, self.local.epochs,
-                                    self.local.batch_size, batches=poisson_batches)
+                                    self.local.batch_size, batches=poisson_batches,
+                                    loss=self.local.loss)
         finally:
             module.cleanup()  # a plain model again: no hooks, no per-sample gradients kept
 
