@@ -1,32 +1,38 @@
-"""Resumable sweeps over the CRPA study's experiments (Becker et al. 2025, Figures 4, 6-8).
+"""Resumable sweeps: the CRPA study's figures (Becker et al. 2025, Figures 4, 6-8), and attacks
+against aggregation rules.
 
-A sweep is a list of runs, each a CRPA configuration that differs from the others only in the
-class pair (G, T), the Dirichlet alpha, DP on or off, and the seed. The sweep folder holds:
+A sweep is a list of runs whose configurations differ only in a few settings, its *key*: for the
+CRPA figures the class pair (G, T), the Dirichlet alpha, DP on or off and the seed; for the
+robustness sweep the attack, the aggregation rule, the number of malicious clients, the data
+split and the seed. The sweep folder holds:
 
 ``sweep.json``     one JSON object: the settings all its runs share. A folder holding a sweep of
                    other settings is refused, naming the settings that differ.
-``results.jsonl``  one JSON object per line, one line per finished run: its ``generate_class``,
-                   ``target_class``, ``alpha``, ``dp``, ``seed``, ``figure``, ``aaa``,
-                   ``final_test_accuracy``, ``epsilon`` (null without DP), ``rounds``, ``seconds``.
-                   Rewritten atomically, so a kill at any moment leaves it whole.
+``results.jsonl``  one JSON object per line, one line per finished run: its key, then its
+                   numbers (``RESULT_FIELDS``, ``ROBUSTNESS_FIELDS``). Rewritten atomically, so
+                   a kill at any moment leaves it whole.
 ``runs/NAME/``     each run's own folder (``fltutor.experiments``: metrics, figures, checkpoint).
-``*.png``          the sweep's figure, drawn when the sweep is complete (``FIGURE_FILES``).
+``*.png``          the sweep's figures, drawn when the sweep is complete.
 
 Started again, a sweep skips the runs already in ``results.jsonl`` and resumes the one that was
 interrupted from its checkpoint: a finished sweep recomputes nothing, and only draws its figure
 again. ``force=True`` (``--force``) runs the planned runs again and replaces their lines. Every
 line is checked when read: a damaged or foreign line stops the sweep with one line naming the
-file and the line, rather than being run again and appended twice.
+file and the line, rather than being run again and appended twice. ``run_planned`` is that loop,
+shared by every kind of sweep.
 
-figure4  every ordered class pair at alpha = 0: the AAA matrix and its histogram (Fig. 4);
-figure6  the alpha sweep {0, 0.05, 0.1, 0.2, 0.5, 1, 10} for the least, mean and most
-         vulnerable pairs (Figs. 6 and 7);
-figure8  DP-SGD on and off at alpha = 0 and alpha = 10 for the same pairs (Fig. 8).
+figure4     every ordered class pair at alpha = 0: the AAA matrix and its histogram (Fig. 4);
+figure6     the alpha sweep {0, 0.05, 0.1, 0.2, 0.5, 1, 10} for the least, mean and most
+            vulnerable pairs (Figs. 6 and 7);
+figure8     DP-SGD on and off at alpha = 0 and alpha = 10 for the same pairs (Fig. 8);
+robustness  attacks x aggregation rules x numbers of malicious clients x data splits
+            (``fltutor.recipes.byzantine``): heatmaps of final accuracy and backdoor success.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,76 +48,16 @@ from .experiments import (atomic_write, check_fields, config_json, differences, 
 from .partition import STUDY_ALPHAS
 
 if TYPE_CHECKING:  # the recipes are imported when a sweep runs: the GAN's imports take seconds
+    from .recipes.byzantine import ByzantineConfig
     from .recipes.crpa import CRPAConfig
 
-#: Seeds per setting of a sweep: figure 4 with 100 seeds is already 9,000 runs.
-MAX_SWEEP_SEEDS = 100
-FIGURES = ("figure4", "figure6", "figure8")
 RESULTS = "results.jsonl"
 SETTINGS = "sweep.json"
-#: The sweep-level figure files each figure's sweep writes into its folder.
-FIGURE_FILES = {"figure4": ("aaa_matrix.png", "aaa_histogram.png"),
-                "figure6": ("alpha_trend.png",),
-                "figure8": ("dp_comparison.png",)}
-#: The fields of a results.jsonl line, and what each must hold.
-RESULT_FIELDS = {"generate_class": "an integer", "target_class": "an integer", "alpha": "a number",
-                 "dp": "true or false", "seed": "an integer", "figure": "a text",
-                 "aaa": "a number", "final_test_accuracy": "a number",
-                 "epsilon": "a number or null", "rounds": "an integer", "seconds": "a number"}
+#: Seeds per setting of a sweep: figure 4 with 100 seeds is already 9,000 runs.
+MAX_SWEEP_SEEDS = 100
 
 
-@dataclass(frozen=True)
-class RunKey:
-    """What tells one run of a sweep from another."""
-
-    generate_class: int
-    target_class: int
-    alpha: float
-    dp: bool
-    seed: int
-
-    @property
-    def name(self) -> str:
-        return (f"G{self.generate_class}-T{self.target_class}-alpha{self.alpha:g}"
-                f"-{'dp' if self.dp else 'nodp'}-seed{self.seed}")
-
-
-def all_pairs(num_classes: int) -> list[tuple[int, int]]:
-    """Every ordered pair (G, T) with G != T: 90 for ten classes."""
-    return [(g, t) for g in range(num_classes) for t in range(num_classes) if g != t]
-
-
-def extreme_pairs(results: list[dict]) -> list[tuple[int, int]]:
-    """The least, the closest-to-mean and the most vulnerable pair of a figure-4 sweep."""
-    aaa = pair_means(results, dp=False, alpha=0.0)
-    if not aaa:
-        return []
-    pairs = sorted(aaa, key=aaa.get)
-    mean = float(np.mean(list(aaa.values())))
-    typical = min(pairs, key=lambda pair: abs(aaa[pair] - mean))
-    return list(dict.fromkeys([pairs[0], typical, pairs[-1]]))
-
-
-def plan(figure: str, num_classes: int, seeds: int, pairs: list[tuple[int, int]] | None,
-         done: list[dict], first_seed: int = 0) -> list[RunKey]:
-    """The runs of ``figure``: its pairs crossed with its alphas, DP settings and seeds.
-
-    Figures 6 and 8 use ``pairs`` if given, else the least, mean and most vulnerable pairs
-    of a figure-4 sweep already in the same directory.
-    """
-    check(figure in FIGURES, "figure", figure, "one of " + ", ".join(FIGURES))
-    if figure == "figure4":
-        pairs, alphas, dp_settings = pairs or all_pairs(num_classes), (0.0,), (False,)
-    else:
-        pairs = pairs or extreme_pairs(done)
-        check(bool(pairs), "pairs", None, "given with --pairs G:T,... or taken from a figure4 "
-              "sweep in the same directory (run that first)")
-        alphas, dp_settings = (STUDY_ALPHAS, (False,)) if figure == "figure6" else ((0.0, 10.0),
-                                                                                     (False, True))
-    pairs = list(dict.fromkeys(pairs))  # a pair named twice is run once
-    return [RunKey(g, t, alpha, dp, seed) for g, t in pairs for alpha in alphas
-            for dp in dp_settings for seed in range(first_seed, first_seed + seeds)]
-
+# --- what every sweep shares ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Results:
@@ -155,14 +101,6 @@ class Results:
     def key_of(self, result: dict):
         """The key of the run a line records."""
         return self.key(**{f.name: result[f.name] for f in dataclasses.fields(self.key)})
-
-
-CRPA_RESULTS = Results(RunKey, RESULT_FIELDS)
-
-
-def read_results(out_dir: Path) -> list[dict]:
-    """The results of a CRPA sweep in ``out_dir`` (``figure4``, ``figure6``, ``figure8``)."""
-    return CRPA_RESULTS.read(Path(out_dir))
 
 
 def shared_settings(base: FedConfig, per_run: tuple[str, ...]) -> dict:
@@ -217,6 +155,79 @@ def run_planned(label: str, configs: dict, shared: dict, out_dir: Path, results:
 
 
 # --- the CRPA study's figures ---------------------------------------------------------------------
+
+FIGURES = ("figure4", "figure6", "figure8")
+#: The sweep-level figure files each figure's sweep writes into its folder.
+FIGURE_FILES = {"figure4": ("aaa_matrix.png", "aaa_histogram.png"),
+                "figure6": ("alpha_trend.png",),
+                "figure8": ("dp_comparison.png",)}
+#: The fields of a results.jsonl line, and what each must hold.
+RESULT_FIELDS = {"generate_class": "an integer", "target_class": "an integer", "alpha": "a number",
+                 "dp": "true or false", "seed": "an integer", "figure": "a text",
+                 "aaa": "a number", "final_test_accuracy": "a number",
+                 "epsilon": "a number or null", "rounds": "an integer", "seconds": "a number"}
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """What tells one run of a sweep from another."""
+
+    generate_class: int
+    target_class: int
+    alpha: float
+    dp: bool
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return (f"G{self.generate_class}-T{self.target_class}-alpha{self.alpha:g}"
+                f"-{'dp' if self.dp else 'nodp'}-seed{self.seed}")
+
+
+CRPA_RESULTS = Results(RunKey, RESULT_FIELDS)
+
+
+def read_results(out_dir: Path) -> list[dict]:
+    """The results of a CRPA sweep in ``out_dir`` (``figure4``, ``figure6``, ``figure8``)."""
+    return CRPA_RESULTS.read(Path(out_dir))
+
+
+def all_pairs(num_classes: int) -> list[tuple[int, int]]:
+    """Every ordered pair (G, T) with G != T: 90 for ten classes."""
+    return [(g, t) for g in range(num_classes) for t in range(num_classes) if g != t]
+
+
+def extreme_pairs(results: list[dict]) -> list[tuple[int, int]]:
+    """The least, the closest-to-mean and the most vulnerable pair of a figure-4 sweep."""
+    aaa = pair_means(results, dp=False, alpha=0.0)
+    if not aaa:
+        return []
+    pairs = sorted(aaa, key=aaa.get)
+    mean = float(np.mean(list(aaa.values())))
+    typical = min(pairs, key=lambda pair: abs(aaa[pair] - mean))
+    return list(dict.fromkeys([pairs[0], typical, pairs[-1]]))
+
+
+def plan(figure: str, num_classes: int, seeds: int, pairs: list[tuple[int, int]] | None,
+         done: list[dict], first_seed: int = 0) -> list[RunKey]:
+    """The runs of ``figure``: its pairs crossed with its alphas, DP settings and seeds.
+
+    Figures 6 and 8 use ``pairs`` if given, else the least, mean and most vulnerable pairs
+    of a figure-4 sweep already in the same directory.
+    """
+    check(figure in FIGURES, "figure", figure, "one of " + ", ".join(FIGURES))
+    if figure == "figure4":
+        pairs, alphas, dp_settings = pairs or all_pairs(num_classes), (0.0,), (False,)
+    else:
+        pairs = pairs or extreme_pairs(done)
+        check(bool(pairs), "pairs", None, "given with --pairs G:T,... or taken from a figure4 "
+              "sweep in the same directory (run that first)")
+        alphas, dp_settings = (STUDY_ALPHAS, (False,)) if figure == "figure6" else ((0.0, 10.0),
+                                                                                     (False, True))
+    pairs = list(dict.fromkeys(pairs))  # a pair named twice is run once
+    return [RunKey(g, t, alpha, dp, seed) for g, t in pairs for alpha in alphas
+            for dp in dp_settings for seed in range(first_seed, first_seed + seeds)]
+
 
 #: The fields a CRPA sweep sets per run; the others are the sweep's shared settings.
 CRPA_PER_RUN = ("generate_class", "target_class", "alpha", "defenses", "seed")
@@ -283,3 +294,128 @@ def pair_means(results: list[dict], dp: bool = False, alpha: float = 0.0) -> dic
         if r["dp"] == dp and r["alpha"] == alpha:
             groups.setdefault((r["generate_class"], r["target_class"]), []).append(r["aaa"])
     return {pair: float(np.mean(values)) for pair, values in groups.items()}
+
+
+# --- Byzantine robustness: attacks against aggregation rules --------------------------------------
+
+#: The robustness sweep's figure files: final accuracy, and backdoor success where measured.
+ROBUSTNESS_FILES = {"final_test_accuracy": "accuracy_heatmap.png",
+                    "final_backdoor_success": "backdoor_heatmap.png"}
+#: The fields of a robustness sweep's results.jsonl line (``alpha`` null: IID data).
+ROBUSTNESS_FIELDS = {"attack": "a text", "aggregator": "a text", "malicious": "an integer",
+                     "alpha": "a number or null", "seed": "an integer",
+                     "final_test_accuracy": "a number", "mean_detection_tpr": "a number or null",
+                     "mean_detection_fpr": "a number or null",
+                     "final_backdoor_success": "a number or null", "rounds": "an integer",
+                     "seconds": "a number"}
+#: The fields a robustness sweep sets per run; the others are the sweep's shared settings.
+ROBUSTNESS_PER_RUN = ("attack", "aggregator", "malicious", "partition", "alpha", "seed")
+
+
+@dataclass(frozen=True)
+class RobustnessKey:
+    """What tells one run of a robustness sweep from another (``alpha`` None: IID data)."""
+
+    attack: str
+    aggregator: str
+    malicious: int
+    alpha: float | None
+    seed: int
+
+    @property
+    def name(self) -> str:
+        split = "iid" if self.alpha is None else f"alpha{self.alpha:g}"
+        return f"{self.attack}-{self.aggregator}-m{self.malicious}-{split}-seed{self.seed}"
+
+
+ROBUSTNESS_RESULTS = Results(RobustnessKey, ROBUSTNESS_FIELDS)
+
+
+def robustness_attacks() -> list[str]:
+    """The attacks a robustness sweep runs by default: ``none`` and every registered attack that
+    is not one of the CRPA study's (those need a class pair and a placement of their own)."""
+    from .attacks import ATTACKS
+    from .recipes.crpa import CRPA_ATTACKS
+
+    return ["none", *(name for name in ATTACKS.names() if name not in CRPA_ATTACKS)]
+
+
+def robustness_config(base: ByzantineConfig, key: RobustnessKey) -> ByzantineConfig:
+    """The configuration of one run: ``base`` with the run's attack, rule, number of malicious
+    clients, data split and seed.
+
+    It is made by ``ByzantineConfig.from_profile`` like any Byzantine run, so that a rule with a
+    ``num_malicious`` option assumes the run's number of malicious clients.
+    """
+    settings = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    settings.pop("profile")
+    split = (dict(partition="iid") if key.alpha is None
+             else dict(partition="dirichlet", alpha=key.alpha))
+    return type(base).from_profile(base.profile, **{
+        **settings, **split, "attack": key.attack, "aggregator": key.aggregator,
+        "malicious": key.malicious, "seed": key.seed})
+
+
+def run_robustness(base: ByzantineConfig, out_dir: str | Path, attacks: list[str] | None = None,
+                   aggregators: list[str] | None = None, malicious: list[int] = (1, 3),
+                   alphas: list[float | None] = (None,), seeds: int = 1, progress: bool = True,
+                   force: bool = False) -> list[dict]:
+    """Run (or resume) every attack against every aggregation rule, around ``base``.
+
+    The grid is ``attacks`` (default: ``robustness_attacks()``) x ``aggregators`` (default:
+    every registered rule) x ``malicious`` (numbers of malicious clients) x ``alphas`` (None:
+    IID; a number: Dirichlet) x ``seeds`` seeds from ``base.seed`` on; a value named twice is
+    run once. Every run's configuration is checked before the first starts; the folder is kept
+    as for the CRPA sweeps. At the end the heatmaps of ``ROBUSTNESS_FILES`` are drawn (that of
+    the backdoor only if some run measured it). Returns all results so far.
+    """
+    from .aggregators import AGGREGATORS
+    from .recipes.byzantine import run_byzantine
+
+    check_int("seeds", seeds, 1, MAX_SWEEP_SEEDS)
+    check(isinstance(force, bool), "force", force, "True or False")
+    grid = {"attacks": robustness_attacks() if attacks is None else attacks,
+            "aggregators": AGGREGATORS.names() if aggregators is None else aggregators,
+            "malicious": malicious, "alphas": alphas}
+    for name, values in grid.items():
+        check(isinstance(values, (list, tuple)) and len(values) > 0, name, values,
+              "a non-empty list")
+    out_dir = usable_out_dir(out_dir)
+    keys = [RobustnessKey(attack, rule, count, alpha, seed)
+            for attack, rule, count, alpha in itertools.product(
+                *(dict.fromkeys(values) for values in grid.values()))
+            for seed in range(base.seed, base.seed + seeds)]
+    configs = {key: robustness_config(base, key) for key in keys}  # validates every run
+
+    def run(config, folder, progress, force, after_round):
+        # run_byzantine reports no rounds to the sweep's bar: the bar names the run only
+        return run_byzantine(config, folder, progress=progress, force=force)
+
+    def line(key: RobustnessKey, summary: dict) -> dict:
+        return {**dataclasses.asdict(key), "final_test_accuracy": summary["final_test_accuracy"],
+                **{name: summary.get(name) for name in ("mean_detection_tpr",
+                                                        "mean_detection_fpr",
+                                                        "final_backdoor_success")},
+                "rounds": summary["rounds"], "seconds": summary["total_seconds"]}
+
+    results = run_planned("robustness", configs, shared_settings(base, ROBUSTNESS_PER_RUN),
+                          out_dir, ROBUSTNESS_RESULTS, run, line, progress, force)
+    draw_robustness(results, out_dir)
+    return results
+
+
+def draw_robustness(results: list[dict], out_dir: Path) -> list[Path]:
+    """The heatmaps of a robustness sweep's results into ``out_dir``; the files drawn."""
+    from .viz import robustness_heatmap
+
+    titles = {"final_test_accuracy": ("final test accuracy (higher: the rule withstood it)",
+                                      "RdYlGn"),
+              "final_backdoor_success": ("final backdoor success (lower: the rule withstood it)",
+                                         "RdYlGn_r")}
+    paths = []
+    for value, file in ROBUSTNESS_FILES.items():
+        if any(r[value] is not None for r in results):
+            title, cmap = titles[value]
+            save_figure(robustness_heatmap(results, value, title, cmap), out_dir / file)
+            paths.append(out_dir / file)
+    return paths
