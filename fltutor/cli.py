@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from . import __version__
+from .aggregators import AGGREGATORS
 from .config import MODES, FedConfig, default_profile
 from .data import DATASETS, DataUnavailableError
 from .partition import PARTITIONS
-from .sweep import FIGURES, MAX_SWEEP_SEEDS
+from .sweep import FIGURES, MAX_SWEEP_SEEDS, robustness_attacks
 
 #: What each CRPA figure's sweep runs (``fltutor sweep FIGURE``).
 FIGURE_HELP = {"figure4": "the AAA of every class pair at alpha 0 (the study's Figure 4)",
@@ -35,10 +36,10 @@ class OneLineParser(argparse.ArgumentParser):
 class RegistryNames:
     """A registry's names for argparse's ``choices``, read only when argparse needs them.
 
-    argparse reads choices to check a value and to print help; the registries of attacks and
-    aggregators fill as their modules are imported, which takes seconds (the GAN's imports), and
-    ``fltutor info`` should not wait for that. Give the option a ``metavar``, or argparse reads
-    the choices as the option is added.
+    argparse reads choices to check a value and to print help. The registry of attacks fills as
+    the attack modules are imported, which takes seconds (the GAN's imports), and ``fltutor
+    info`` should not wait for that. Give the option a ``metavar``, or argparse reads the
+    choices as the option is added.
     """
 
     def __init__(self, names: Callable[[], Iterable[str]]):
@@ -57,16 +58,6 @@ def crpa_attacks() -> tuple[str, ...]:
     return CRPA_ATTACKS
 
 
-def byzantine_attacks() -> list[str]:
-    from .attacks import ATTACKS
-
-    return ["none", *ATTACKS.names()]
-
-
-def aggregators() -> list[str]:
-    from .aggregators import AGGREGATORS
-
-    return AGGREGATORS.names()
 
 
 def parse_exclude(text: str) -> dict[int, tuple[int, ...]]:
@@ -197,8 +188,8 @@ def add_seeds_option(parser: argparse.ArgumentParser) -> None:
                         help=f"seeds per setting, from --seed on (1 to {MAX_SWEEP_SEEDS})")
 
 
-def add_byzantine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clients", type=int, dest="num_clients",
+def add_clients_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clients", type=int, dest="num_clients", metavar="N",
                         help="number of clients (default: the profile's)")
 
 
@@ -234,7 +225,8 @@ def command_crpa(args: argparse.Namespace) -> None:
     attack = "reconstruction" if args.no_poison else "crpa" if args.attack is None else args.attack
     config = make_config(CRPAConfig, args, generate_class=args.generate, target_class=args.target,
                          attack=attack, alpha=args.alpha, free_rider=args.free_rider,
-                         defenses=dp_defenses(args), **given(args, "poison_count", "attack_start_round"))
+                         defenses=dp_defenses(args),
+                         **given(args, "poison_count", "attack_start_round"))
     summary = run_crpa(config, args.out, progress=not args.no_progress,
                        force=args.force)["summary"]
     print(f"AAA {summary['aaa']:.4f}, final test accuracy {summary['final_test_accuracy']:.4f} "
@@ -391,12 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     byzantine = commands.add_parser("byzantine",
                                     help="malicious clients against an aggregation rule")
     add_federation_options(byzantine)
-    add_byzantine_options(byzantine)
-    byzantine.add_argument("--attack", required=True, choices=RegistryNames(byzantine_attacks),
+    add_clients_option(byzantine)
+    byzantine.add_argument("--attack", required=True, choices=RegistryNames(robustness_attacks),
                            metavar="ATTACK", help="%(choices)s")
     byzantine.add_argument("--malicious", type=int, required=True,
                            help="number of malicious clients (clients 0 to K - 1)")
-    byzantine.add_argument("--aggregator", required=True, choices=RegistryNames(aggregators),
+    byzantine.add_argument("--aggregator", required=True, choices=AGGREGATORS,
                            metavar="RULE", help="%(choices)s")
     byzantine.add_argument("--alpha", type=float,
                            help="Dirichlet concentration (default: the profile's split, IID)")
@@ -427,12 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
     robustness = figures.add_parser("robustness", help="attacks x aggregation rules x malicious "
                                     "clients x data splits: heatmaps of accuracy and backdoor")
     add_federation_options(robustness)
-    add_byzantine_options(robustness)
+    add_clients_option(robustness)
     add_seeds_option(robustness)
-    robustness.add_argument("--attacks", nargs="+", choices=RegistryNames(byzantine_attacks),
-                            metavar="ATTACK", help="%(choices)s (default: none and every attack "
-                            "outside the CRPA study's)")
-    robustness.add_argument("--aggregators", nargs="+", choices=RegistryNames(aggregators),
+    robustness.add_argument("--attacks", nargs="+", choices=RegistryNames(robustness_attacks),
+                            metavar="ATTACK", help="%(choices)s (default: all)")
+    robustness.add_argument("--aggregators", nargs="+", choices=AGGREGATORS,
                             metavar="RULE", help="%(choices)s (default: all)")
     robustness.add_argument("--malicious", nargs="+", type=int, default=[1, 3], metavar="K",
                             help="numbers of malicious clients (default: 1 3)")

@@ -93,7 +93,7 @@ class Results:
         return results
 
     def record(self, out_dir: Path, result: dict) -> None:
-        """Add one line to results.jsonl (replacing the line of the same run, if any), atomically."""
+        """Add one line to results.jsonl, replacing the line of the same run if any, atomically."""
         kept = [r for r in self.read(out_dir) if self.key_of(r) != self.key_of(result)]
         lines = [json.dumps(r) for r in [*kept, result]]
         atomic_write(out_dir / RESULTS, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
@@ -332,8 +332,8 @@ ROBUSTNESS_RESULTS = Results(RobustnessKey, ROBUSTNESS_FIELDS)
 
 
 def robustness_attacks() -> list[str]:
-    """The attacks a robustness sweep runs by default: ``none`` and every registered attack that
-    is not one of the CRPA study's (those need a class pair and a placement of their own)."""
+    """The attacks of Byzantine runs and robustness sweeps: ``none`` and every registered attack
+    but the CRPA study's (``fltutor crpa`` runs those: they need a class pair and a placement)."""
     from .attacks import ATTACKS
     from .recipes.crpa import CRPA_ATTACKS
 

@@ -7,17 +7,20 @@ Runs are tiny: 6 clients, 20 images per class, 2 rounds. The recipe's runner,
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
 
-import fltutor.attacks.backdoor  # noqa: F401  (files the backdoor in ATTACKS)
-import fltutor.attacks.byzantine  # noqa: F401  (files sign-flip, alie, ... in ATTACKS)
 import fltutor.sweep as sweep
 from fltutor.aggregators import AGGREGATORS
 from fltutor.recipes.byzantine import ByzantineConfig, run_byzantine
-from fltutor.sweep import ROBUSTNESS_FILES, ROBUSTNESS_RESULTS, RobustnessKey, run_robustness
+from fltutor.sweep import (ROBUSTNESS_FILES, ROBUSTNESS_RESULTS, RobustnessKey,
+                           run_robustness)
 from helpers import record_runs, replace_runs, run_cli
+
+for module in ("byzantine", "backdoor"):  # files their attacks (sign-flip, ...) in ATTACKS
+    importlib.import_module(f"fltutor.attacks.{module}")
 
 TINY = dict(num_clients=6, num_rounds=2, max_per_class=20, max_test=100, batch_size=10,
             device="cpu", attack="none", malicious=0)
