@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .checks import check, check_int
+from .checks import check, check_choice, check_int
 from .config import FedConfig
 from .data import DATASETS
 from .experiments import (atomic_write, check_fields, config_json, differences, read_json,
@@ -356,6 +356,33 @@ def robustness_config(base: ByzantineConfig, key: RobustnessKey) -> ByzantineCon
         "malicious": key.malicious, "seed": key.seed})
 
 
+def possible_runs(base: ByzantineConfig, keys: list[RobustnessKey]) -> dict:
+    """``{key: config}`` for every run of the grid that can be done; a bad value stops it all.
+
+    A grid crosses values that are each fine with combinations that are not: a robust rule
+    withstands at most so many malicious clients among so many (Krum needs n > 2f + 2), and
+    ALIE computes no perturbation at all for one attacker among six. Such runs are left out
+    with a note, once per reason (the heatmap shows them grey). A run refused even without
+    attack and with FedAvg's mean has a bad number of malicious clients or alpha: that stops
+    the sweep before it starts, as an unknown attack or rule does.
+    """
+    from .aggregators import AGGREGATORS
+
+    for key in keys:
+        check_choice("attack", key.attack, robustness_attacks())
+        AGGREGATORS.check(key.aggregator)
+    configs, left_out = {}, {}
+    for key in keys:
+        try:
+            configs[key] = robustness_config(base, key)
+        except ValueError as error:
+            robustness_config(base, dataclasses.replace(key, attack="none", aggregator="mean"))
+            left_out.setdefault(str(error), []).append(key.name)
+    for error, names in left_out.items():
+        print(f"not run: {len(names)} run(s) such as {names[0]} ({error})")
+    return configs
+
+
 def run_robustness(base: ByzantineConfig, out_dir: str | Path, attacks: list[str] | None = None,
                    aggregators: list[str] | None = None, malicious: list[int] = (1, 3),
                    alphas: list[float | None] = (None,), seeds: int = 1, progress: bool = True,
@@ -365,8 +392,8 @@ def run_robustness(base: ByzantineConfig, out_dir: str | Path, attacks: list[str
     The grid is ``attacks`` (default: ``robustness_attacks()``) x ``aggregators`` (default:
     every registered rule) x ``malicious`` (numbers of malicious clients) x ``alphas`` (None:
     IID; a number: Dirichlet) x ``seeds`` seeds from ``base.seed`` on; a value named twice is
-    run once. Every run's configuration is checked before the first starts; the folder is kept
-    as for the CRPA sweeps. At the end the heatmaps of ``ROBUSTNESS_FILES`` are drawn (that of
+    run once, and a combination that cannot be run is left out with a note (``possible_runs``). Every run's configuration is checked before the first starts; the
+    folder is kept as for the CRPA sweeps. At the end the heatmaps of ``ROBUSTNESS_FILES`` are drawn (that of
     the backdoor only if some run measured it). Returns all results so far.
     """
     from .aggregators import AGGREGATORS
@@ -385,7 +412,7 @@ def run_robustness(base: ByzantineConfig, out_dir: str | Path, attacks: list[str
             for attack, rule, count, alpha in itertools.product(
                 *(dict.fromkeys(values) for values in grid.values()))
             for seed in range(base.seed, base.seed + seeds)]
-    configs = {key: robustness_config(base, key) for key in keys}  # validates every run
+    configs = possible_runs(base, keys)  # validates every run
 
     def run(config, folder, progress, force, after_round):
         # run_byzantine reports no rounds to the sweep's bar: the bar names the run only

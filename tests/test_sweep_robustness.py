@@ -83,6 +83,16 @@ def test_alphas_split_the_data_by_dirichlet_and_a_backdoor_gets_its_heatmap(tmp_
         assert (tmp_path / file).read_bytes().startswith(b"\x89PNG")
 
 
+def test_a_combination_that_cannot_run_is_left_out_with_a_note(tmp_path, capsys):
+    """ALIE computes no perturbation for 1 attacker among 6 clients, but does for 2."""
+    results = run_robustness(tiny(), tmp_path, attacks=["alie"], aggregators=["mean"],
+                             malicious=[1, 2], progress=False)
+    assert [(r["attack"], r["malicious"]) for r in results] == [("alie", 2)]
+    out = capsys.readouterr().out
+    assert "not run: 1 run(s) such as alie-mean-m1-iid-seed0 (z=None is not allowed" in out
+    assert (tmp_path / ROBUSTNESS_FILES["final_test_accuracy"]).exists()
+
+
 @pytest.mark.skipif("krum" not in AGGREGATORS, reason="Krum is not registered yet")
 def test_a_rule_with_num_malicious_assumes_the_runs_number_of_attackers():
     for count in (1, 2):
@@ -95,6 +105,7 @@ BAD_SWEEPS = [
     (dict(attacks=["bogus"]), "attack='bogus'"),
     (dict(aggregators=["bogus"]), "unknown aggregator 'bogus'"),
     (dict(malicious=[1, 6]), "malicious=6"),  # a bad later run stops the first, too
+    (dict(attacks=["crpa"]), "attack='crpa'"),  # the CRPA study's: fltutor crpa runs those
     (dict(alphas=[-1.0]), "alpha=-1.0"),
     (dict(attacks=[]), "attacks=[]"),
     (dict(seeds=0), "seeds=0"),
