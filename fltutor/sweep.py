@@ -391,10 +391,11 @@ def run_robustness(base: ByzantineConfig, out_dir: str | Path, attacks: list[str
 
     The grid is ``attacks`` (default: ``robustness_attacks()``) x ``aggregators`` (default:
     every registered rule) x ``malicious`` (numbers of malicious clients) x ``alphas`` (None:
-    IID; a number: Dirichlet) x ``seeds`` seeds from ``base.seed`` on; a value named twice is
-    run once, and a combination that cannot be run is left out with a note (``possible_runs``). Every run's configuration is checked before the first starts; the
-    folder is kept as for the CRPA sweeps. At the end the heatmaps of ``ROBUSTNESS_FILES`` are drawn (that of
-    the backdoor only if some run measured it). Returns all results so far.
+    IID; a number: Dirichlet) x ``seeds`` seeds from ``base.seed`` on. A value named twice is
+    run once; a combination that cannot be run is left out with a note (``possible_runs``).
+    Every run's configuration is checked before the first starts; the folder is kept as for the
+    CRPA sweeps. At the end the heatmaps of ``ROBUSTNESS_FILES`` are drawn (the backdoor's only
+    if some run measured it). Returns all results so far.
     """
     from .aggregators import AGGREGATORS
     from .recipes.byzantine import run_byzantine
@@ -415,7 +416,7 @@ def run_robustness(base: ByzantineConfig, out_dir: str | Path, attacks: list[str
     configs = possible_runs(base, keys)  # validates every run
 
     def run(config, folder, progress, force, after_round):
-        # run_byzantine reports no rounds to the sweep's bar: the bar names the run only
+        # run_byzantine takes no after_round: the sweep's bar names the run, not its round
         return run_byzantine(config, folder, progress=progress, force=force)
 
     def line(key: RobustnessKey, summary: dict) -> dict:
