@@ -6,11 +6,12 @@ filed in ``fltutor.parts.ATTACKS``, from which widgets and the command line take
 Importing this package imports every attack module, so the registry is complete. Adding an
 attack is adding a module, its registered spec, and its import here.
 
->>> ATTACKS.names()
-['label-flip', 'reconstruction', 'crpa']
+>>> ATTACKS.names()  # doctest: +NORMALIZE_WHITESPACE
+['sign-flip', 'gaussian-noise', 'scaling', 'alie', 'ipm', 'min-max', 'backdoor', 'label-flip',
+ 'reconstruction', 'crpa']
 """
 
 from ..parts import ATTACKS
-from . import crpa
+from . import backdoor, byzantine, crpa
 
-__all__ = ["ATTACKS", "crpa"]
+__all__ = ["ATTACKS", "backdoor", "byzantine", "crpa"]

@@ -59,7 +59,7 @@ def aggregator_from(name: str, options: dict | None = None) -> Rule:
 class ByzantineConfig(FedConfig):
     """A run in which ``malicious`` clients run ``attack`` against the config's ``aggregator``."""
 
-    model: str = "lenet5"
+    model: str = "lenet5-wide"
     attack: str = "sign-flip"
     malicious: int = 3
     attack_options: dict[str, Any] = field(default_factory=dict)
