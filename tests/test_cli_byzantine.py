@@ -7,7 +7,6 @@ second: 6 clients, 20 images per class, 2 rounds. The command's code path is unc
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -17,9 +16,6 @@ import fltutor.recipes.byzantine as byzantine
 from fltutor.aggregators import AGGREGATORS
 from fltutor.federation import Federation
 from helpers import run_cli
-
-for module in ("byzantine", "backdoor"):  # files their attacks (sign-flip, ...) in ATTACKS
-    importlib.import_module(f"fltutor.attacks.{module}")
 
 TINY_PROFILE = dict(num_rounds=2, max_per_class=20, max_test=100, batch_size=10)
 

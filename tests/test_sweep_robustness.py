@@ -7,7 +7,6 @@ Runs are tiny: 6 clients, 20 images per class, 2 rounds. The recipe's runner,
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import pytest
@@ -18,9 +17,6 @@ from fltutor.recipes.byzantine import ByzantineConfig, run_byzantine
 from fltutor.sweep import (ROBUSTNESS_FILES, ROBUSTNESS_RESULTS, RobustnessKey,
                            run_robustness)
 from helpers import record_runs, replace_runs, run_cli
-
-for module in ("byzantine", "backdoor"):  # files their attacks (sign-flip, ...) in ATTACKS
-    importlib.import_module(f"fltutor.attacks.{module}")
 
 TINY = dict(num_clients=6, num_rounds=2, max_per_class=20, max_test=100, batch_size=10,
             device="cpu", attack="none", malicious=0)
