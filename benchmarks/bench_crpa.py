@@ -1,6 +1,6 @@
 """Seconds per CRPA round, part by part, with and without DP-SGD, and DP-SGD's cost as a ratio.
 
-What it measures: rounds of the CRPA study's federation (``crpa_federation``: 10 clients with one
+What it measures: rounds of the CRPA study's federation (``Federation.build``: 10 clients with one
 class each, client 0 the CRPA attacker), at the ``quick`` and ``paper`` profiles of
 ``CRPAConfig``, once as configured and once with every client on Opacus's DP-SGD (``DPConfig()``:
 the study's sigma 0.3, C 1.5, lr 0.25). A round splits into
@@ -36,9 +36,9 @@ import torch
 import fltutor.federation
 from common import (benchmark_parser, parse_benchmark_args, positive_int, print_machine,
                     synchronize, synthetic_mnist, table, timed, timed_rounds)
-from fltutor.config import CRPA_PROFILES, CRPAConfig
 from fltutor.defenses.dp import DPConfig
-from fltutor.experiments import crpa_federation
+from fltutor.federation import Federation
+from fltutor.recipes.crpa import CRPA_PROFILES, CRPAConfig
 
 SCALES = tuple(CRPA_PROFILES)
 MNIST_TEST_IMAGES = 10_000  # the paper profile's max_test=None: the whole MNIST test set
@@ -73,7 +73,7 @@ class Stopwatch:
 
 def timed_federation(config: CRPAConfig, data, device: torch.device):
     """A CRPA federation whose clients, attacker and server report to a ``Stopwatch``."""
-    federation = crpa_federation(config, data=data)
+    federation = Federation.build(config, data=data)
     watch = Stopwatch(device)
     attacker = federation.clients[config.attacker]
     for client in federation.clients:
@@ -109,7 +109,7 @@ def benchmark(scale: str, device: torch.device, rounds: int, max_per_class: int 
         config = config.replace(max_per_class=min(max_per_class, config.max_per_class))
     data = synthetic_mnist(config.max_per_class, config.max_test or MNIST_TEST_IMAGES)
     variants = {"no": timed_federation(config, data, device),
-                "yes": timed_federation(config.replace(dp=DPConfig()), data, device)}
+                "yes": timed_federation(config.replace(defenses=(DPConfig(),)), data, device)}
     seconds = {name: [] for name in variants}
     for _ in range(1 + rounds):  # the first round of each is a warm-up, not counted
         for name, (federation, watch) in variants.items():
@@ -121,9 +121,9 @@ def benchmark(scale: str, device: torch.device, rounds: int, max_per_class: int 
 def profile_settings(scale: str) -> str:
     """The settings of profile ``scale`` that set the cost of a round, in words."""
     config = CRPAConfig.from_profile(scale)
-    gan_steps = (f"{config.gan_steps} steps" if config.gan_steps else "one epoch in batches")
+    gan_steps = f"{config.gan.steps} steps" if config.gan.steps else "one epoch in batches"
     return (f"{scale}: batch {config.batch_size}, {config.poison_count} poisoned images, "
-            f"GAN {gan_steps} of {config.gan_batch_size}")
+            f"GAN {gan_steps} of {config.gan.batch_size}")
 
 
 def main() -> None:

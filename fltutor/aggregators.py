@@ -91,8 +91,9 @@ class Rule(Part):
 
     A subclass names its pure ``function`` and declares that function's options as fields, so
     ``Krum(num_malicious=2)(client_updates, weights)`` is ``krum(client_updates, weights,
-    num_malicious=2)``. ``validate()`` checks the options alone; ``check_fits(num_clients)``
-    checks them against the number of clients per round (``FedConfig.clients_per_round``).
+    num_malicious=2)``. ``validate()`` checks the options alone; ``check_fits(config)``
+    checks them against the run's number of clients per round, ``check_clients(num_clients)``
+    against any number.
     """
 
     function: ClassVar[Callable[..., Aggregate]]
@@ -100,7 +101,11 @@ class Rule(Part):
     def __call__(self, client_updates: torch.Tensor, weights: torch.Tensor) -> Aggregate:
         return type(self).function(client_updates, weights, **dataclasses.asdict(self))
 
-    def check_fits(self, num_clients: int) -> None:  # type: ignore[override]
+    def check_fits(self, config) -> None:
+        """The options must hold for the run's number of clients per round."""
+        self.check_clients(config.clients_per_round)
+
+    def check_clients(self, num_clients: int) -> None:
         """Raise the one-line ValueError if the options cannot hold for ``num_clients``."""
 
 
@@ -186,7 +191,7 @@ def krum(client_updates: torch.Tensor, weights: torch.Tensor, num_malicious: int
     Aggregate(update=tensor([1.]), kept=[1])
     """
     check_inputs(client_updates, weights)
-    Krum(num_malicious).check_fits(len(client_updates))
+    Krum(num_malicious).check_clients(len(client_updates))
     best = int(krum_scores(squared_distances(client_updates), num_malicious).argmin())
     return Aggregate(client_updates[best], [best])
 
@@ -200,7 +205,7 @@ class Krum(Rule):
     def validate(self) -> None:
         check_num_malicious(self.num_malicious)
 
-    def check_fits(self, num_clients: int) -> None:
+    def check_clients(self, num_clients: int) -> None:
         check_malicious_fits(self.name, self.num_malicious, num_clients, (num_clients - 3) // 2,
                              "num_clients > 2 * num_malicious + 2")
 
@@ -217,7 +222,7 @@ def multi_krum(client_updates: torch.Tensor, weights: torch.Tensor, num_maliciou
     Aggregate(update=tensor([1.2500]), kept=[1, 2])
     """
     check_inputs(client_updates, weights)
-    MultiKrum(num_malicious, num_selected).check_fits(len(client_updates))
+    MultiKrum(num_malicious, num_selected).check_clients(len(client_updates))
     m = len(client_updates) - num_malicious if num_selected is None else num_selected
     scores = krum_scores(squared_distances(client_updates), num_malicious)
     best = scores.topk(m, largest=False).indices
@@ -236,7 +241,7 @@ class MultiKrum(Rule):
         if self.num_selected is not None:
             check_int("num_selected", self.num_selected, 1, MAX_CLIENTS)
 
-    def check_fits(self, num_clients: int) -> None:
+    def check_clients(self, num_clients: int) -> None:
         check_malicious_fits(self.name, self.num_malicious, num_clients, (num_clients - 3) // 2,
                              "num_clients > 2 * num_malicious + 2")
         if self.num_selected is not None:
@@ -283,7 +288,7 @@ def trimmed_mean(client_updates: torch.Tensor, weights: torch.Tensor,
     Aggregate(update=tensor([2.5000]), kept=[0, 1, 2, 3])
     """
     check_inputs(client_updates, weights)
-    TrimmedMean(trim_fraction).check_fits(len(client_updates))
+    TrimmedMean(trim_fraction).check_clients(len(client_updates))
     n = len(client_updates)
     k = int(trim_fraction * n + 1e-9)  # the 1e-9 keeps 0.29 * 100 = 28.999... at 29
     middle = client_updates.sort(dim=0).values[k:n - k]
@@ -322,7 +327,7 @@ def bulyan(client_updates: torch.Tensor, weights: torch.Tensor, num_malicious: i
     Aggregate(update=tensor([2.]), kept=[0, 1, 2, 3, 4])
     """
     check_inputs(client_updates, weights)
-    Bulyan(num_malicious).check_fits(len(client_updates))
+    Bulyan(num_malicious).check_clients(len(client_updates))
     n, f = len(client_updates), num_malicious
     distances = squared_distances(client_updates)  # once: each pick scores a subset of it
     candidates, selected = all_clients(client_updates), []
@@ -345,7 +350,7 @@ class Bulyan(Rule):
     def validate(self) -> None:
         check_num_malicious(self.num_malicious)
 
-    def check_fits(self, num_clients: int) -> None:
+    def check_clients(self, num_clients: int) -> None:
         check_malicious_fits(self.name, self.num_malicious, num_clients, (num_clients - 3) // 4,
                              "num_clients >= 4 * num_malicious + 3")
 
@@ -367,7 +372,7 @@ def norm_clipping(client_updates: torch.Tensor, weights: torch.Tensor,
     tensor([0.6000, 1.3000])
     """
     check_inputs(client_updates, weights)
-    NormClipping(max_norm).check_fits(len(client_updates))
+    NormClipping(max_norm).check_clients(len(client_updates))
     norms = client_updates.norm(dim=1, keepdim=True)
     clipped = client_updates * (max_norm / norms).clamp(max=1.0)  # a zero update stays zero
     return mean(clipped, weights)
@@ -409,7 +414,7 @@ def dnc(client_updates: torch.Tensor, weights: torch.Tensor, num_malicious: int 
     [0, 1, 2]
     """
     check_inputs(client_updates, weights)
-    Dnc(num_malicious, subsample_dim, niters, filter_fraction).check_fits(len(client_updates))
+    Dnc(num_malicious, subsample_dim, niters, filter_fraction).check_clients(len(client_updates))
     n, d = client_updates.shape
     times_flagged = torch.zeros(n, dtype=torch.long)
     for _ in range(niters):
@@ -440,7 +445,7 @@ class Dnc(Rule):
         check_int("niters", self.niters, 1, 1_000)
         check_number("filter_fraction", self.filter_fraction, 0.0, open_low=True)
 
-    def check_fits(self, num_clients: int) -> None:
+    def check_clients(self, num_clients: int) -> None:
         flagged = int(self.filter_fraction * self.num_malicious)
         check(flagged < num_clients, "num_malicious", self.num_malicious,
               f"such that filter_fraction * num_malicious = {self.filter_fraction} * "
@@ -478,7 +483,7 @@ def freqfed(client_updates: torch.Tensor, weights: torch.Tensor,
     from sklearn.metrics.pairwise import cosine_distances
 
     check_inputs(client_updates, weights)
-    FreqFed(low_fraction).check_fits(len(client_updates))
+    FreqFed(low_fraction).check_clients(len(client_updates))
     n, d = client_updates.shape
     spectra = dct(client_updates.detach().float().cpu().numpy(), type=2, norm="ortho", axis=1)
     low = spectra[:, :max(1, math.ceil(low_fraction * d))]
@@ -500,6 +505,6 @@ class FreqFed(Rule):
     def validate(self) -> None:
         check_number("low_fraction", self.low_fraction, 0.0, 1.0, open_low=True)
 
-    def check_fits(self, num_clients: int) -> None:
+    def check_clients(self, num_clients: int) -> None:
         check(num_clients >= 2, "num_clients", num_clients,
               "at least 2 for freqfed (HDBSCAN's clusters have at least two members)")

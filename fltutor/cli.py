@@ -7,13 +7,23 @@ and what is allowed (no traceback).
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 from . import __version__
-from .config import FedConfig, default_profile
+from .aggregators import AGGREGATORS
+from .config import MODES, FedConfig, default_profile
 from .data import DATASETS, DataUnavailableError
-from .sweep import FIGURES, MAX_SWEEP_SEEDS
+from .partition import PARTITIONS
+from .sweep import FIGURES, MAX_SWEEP_SEEDS, robustness_attacks
+
+#: What each CRPA figure's sweep runs (``fltutor sweep FIGURE``).
+FIGURE_HELP = {"figure4": "the AAA of every class pair at alpha 0 (the study's Figure 4)",
+               "figure6": "AAA against the Dirichlet alpha (Figures 6 and 7)",
+               "figure8": "DP-SGD on and off (Figure 8)"}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -21,6 +31,33 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class RegistryNames:
+    """A registry's names for argparse's ``choices``, read only when argparse needs them.
+
+    argparse reads choices to check a value and to print help. The registry of attacks fills as
+    the attack modules are imported, which takes seconds (the GAN's imports), and ``fltutor
+    info`` should not wait for that. Give the option a ``metavar``, or argparse reads the
+    choices as the option is added.
+    """
+
+    def __init__(self, names: Callable[[], Iterable[str]]):
+        self.names = names
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+
+def crpa_attacks() -> tuple[str, ...]:
+    from .recipes.crpa import CRPA_ATTACKS
+
+    return CRPA_ATTACKS
+
+
 
 
 def parse_exclude(text: str) -> dict[int, tuple[int, ...]]:
@@ -53,7 +90,8 @@ def folder(text: str) -> str:
 
 def add_federation_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs a federation."""
-    parser.add_argument("--dataset", default="mnist", help=", ".join(DATASETS.names()))
+    parser.add_argument("--dataset", help=", ".join(DATASETS.names()) + " (default: the "
+                        "profile's, else mnist)")
     parser.add_argument("--profile", help="quick or paper (default: paper on a GPU, else quick)")
     parser.add_argument("--rounds", type=int, help="number of rounds (default: the profile's)")
     parser.add_argument("--max-per-class", type=int,
@@ -73,10 +111,10 @@ def add_federation_options(parser: argparse.ArgumentParser) -> None:
 
 def federation_settings(args: argparse.Namespace) -> dict:
     """The FedConfig fields that the shared options set (unset ones keep the profile's value)."""
-    settings = dict(dataset=args.dataset, seed=args.seed, device=args.device,
-                    data_root=args.data_root, allow_fallback=args.fallback)
-    for option, name in (("rounds", "num_rounds"), ("max_per_class", "max_per_class"),
-                         ("max_test", "max_test")):
+    settings = dict(seed=args.seed, device=args.device, data_root=args.data_root,
+                    allow_fallback=args.fallback)
+    for option, name in (("dataset", "dataset"), ("rounds", "num_rounds"),
+                         ("max_per_class", "max_per_class"), ("max_test", "max_test")):
         if getattr(args, option) is not None:
             settings[name] = getattr(args, option)
     return settings
@@ -145,6 +183,16 @@ def add_start_round_option(parser: argparse.ArgumentParser) -> None:
                              "--rounds: round 10 of 40 in quick, round 1 in paper)")
 
 
+def add_seeds_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", type=int, default=1,
+                        help=f"seeds per setting, from --seed on (1 to {MAX_SWEEP_SEEDS})")
+
+
+def add_clients_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clients", type=int, dest="num_clients", metavar="N",
+                        help="number of clients (default: the profile's)")
+
+
 def add_dp_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dp", action="store_true", help="DP-SGD on every client (Opacus)")
     parser.add_argument("--noise-multiplier", type=float,
@@ -153,8 +201,8 @@ def add_dp_options(parser: argparse.ArgumentParser) -> None:
                         help="DP-SGD per-sample clipping norm (default: the study's 1.5)")
 
 
-def dp_settings(args: argparse.Namespace):
-    """A DPConfig from ``--dp`` and its parameters, or None; DP parameters need ``--dp``."""
+def dp_defenses(args: argparse.Namespace) -> tuple:
+    """``(DPConfig(...),)`` from ``--dp`` and its parameters, else ``()``; they need ``--dp``."""
     given = {name: getattr(args, name) for name in ("noise_multiplier", "max_grad_norm")
              if getattr(args, name) is not None}
     if not args.dp:
@@ -162,15 +210,14 @@ def dp_settings(args: argparse.Namespace):
             option = "--" + next(iter(given)).replace("_", "-")
             raise ValueError(f"{option}={next(iter(given.values()))} is not allowed without "
                              f"--dp: add --dp to train with DP-SGD")
-        return None
+        return ()
     from .defenses.dp import DPConfig
 
-    return DPConfig(**given)
+    return (DPConfig(**given),)
 
 
 def command_crpa(args: argparse.Namespace) -> None:
-    from .config import CRPAConfig
-    from .experiments import run_crpa
+    from .recipes.crpa import CRPAConfig, run_crpa
 
     if args.no_poison and args.attack not in (None, "reconstruction"):
         raise ValueError(f"attack={args.attack!r} is not allowed with --no-poison, which means "
@@ -178,7 +225,8 @@ def command_crpa(args: argparse.Namespace) -> None:
     attack = "reconstruction" if args.no_poison else "crpa" if args.attack is None else args.attack
     config = make_config(CRPAConfig, args, generate_class=args.generate, target_class=args.target,
                          attack=attack, alpha=args.alpha, free_rider=args.free_rider,
-                         dp=dp_settings(args), **given(args, "poison_count", "attack_start_round"))
+                         defenses=dp_defenses(args),
+                         **given(args, "poison_count", "attack_start_round"))
     summary = run_crpa(config, args.out, progress=not args.no_progress,
                        force=args.force)["summary"]
     print(f"AAA {summary['aaa']:.4f}, final test accuracy {summary['final_test_accuracy']:.4f} "
@@ -187,8 +235,97 @@ def command_crpa(args: argparse.Namespace) -> None:
           + f"; results in {args.out}")
 
 
+def parse_option(text: str) -> tuple[str, Any]:
+    """``"z=1.5"`` -> ``("z", 1.5)``: one option of an attack or an aggregation rule.
+
+    The value is read as JSON when it is a number, ``true``, ``false`` or ``null``; any other
+    value is a text (``perturbation=std``).
+
+    >>> [parse_option(text) for text in ("z=1.5", "omniscient=false", "perturbation=std")]
+    [('z', 1.5), ('omniscient', False), ('perturbation', 'std')]
+    """
+    match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"option={text!r} is not allowed: use NAME=VALUE, "
+                                         f"e.g. num_malicious=2")
+    name, value = match.groups()
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+    return name, parsed if parsed is None or isinstance(parsed, (bool, int, float)) else value
+
+
+def option_dict(options: list[tuple[str, Any]], flag: str) -> dict[str, Any]:
+    """The options given with ``flag``, each name once."""
+    names = [name for name, _ in options]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{flag} {twice[0]}=... is not allowed twice: give each option once")
+    return dict(options)
+
+
+def data_split(args: argparse.Namespace) -> dict:
+    """``--alpha`` given: a Dirichlet split with that alpha; else the profile's split."""
+    return {} if args.alpha is None else dict(partition="dirichlet", alpha=args.alpha)
+
+
+def rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def command_byzantine(args: argparse.Namespace) -> None:
+    from .recipes.byzantine import ByzantineConfig, run_byzantine
+
+    attack_options = option_dict(args.attack_option, "--attack-option")
+    if attack_options and args.attack == "none":
+        raise ValueError(f"--attack-option {next(iter(attack_options))}=... is not allowed with "
+                         f"--attack none, which has no options")
+    config = make_config(ByzantineConfig, args, attack=args.attack, malicious=args.malicious,
+                         attack_options=attack_options, collude=not args.no_collude,
+                         aggregator=args.aggregator,
+                         aggregator_options=option_dict(args.aggregator_option,
+                                                        "--aggregator-option"),
+                         **given(args, "num_clients"), **data_split(args))
+    summary = run_byzantine(config, args.out, progress=not args.no_progress,
+                            force=args.force)["summary"]
+    backdoor = summary.get("final_backdoor_success")
+    print(f"final test accuracy {summary['final_test_accuracy']:.4f} after {summary['rounds']} "
+          f"rounds ({summary['total_seconds']:.1f} s); {config.aggregator.name} left out "
+          f"{rate(summary['mean_detection_tpr'])} of the malicious updates and "
+          f"{rate(summary['mean_detection_fpr'])} of the honest ones (mean over rounds)"
+          + (f"; backdoor success {backdoor:.4f}" if backdoor is not None else "")
+          + f"; results in {args.out}")
+
+
+def parse_alpha(text: str) -> float | None:
+    """A data split of a robustness sweep: ``iid`` (None), or a Dirichlet alpha."""
+    if text == "iid":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"alpha={text!r} is not allowed: use iid or a number "
+                                         f"(a Dirichlet alpha), e.g. iid 0.1") from None
+
+
+def command_sweep_robustness(args: argparse.Namespace) -> None:
+    from .recipes.byzantine import ByzantineConfig
+    from .sweep import ROBUSTNESS_FILES, run_robustness
+
+    # the sweep's shared settings; every run sets its own attack, rule, attackers and split
+    base = make_config(ByzantineConfig, args, attack="none", malicious=0,
+                       **given(args, "num_clients"))
+    results = run_robustness(base, args.out, attacks=args.attacks, aggregators=args.aggregators,
+                             malicious=args.malicious, alphas=args.alphas, seeds=args.seeds,
+                             progress=not args.no_progress, force=args.force)
+    figures = ", ".join(file for file in ROBUSTNESS_FILES.values()
+                        if (Path(args.out) / file).exists())
+    print(f"{len(results)} runs in {args.out}/results.jsonl; figures {figures} in {args.out}")
+
+
 def command_sweep(args: argparse.Namespace) -> None:
-    from .config import CRPAConfig
+    from .recipes.crpa import CRPAConfig
     from .sweep import FIGURE_FILES, run_sweep
 
     config = make_config(CRPAConfig, args, **given(args, "attack_start_round"))
@@ -220,11 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     fedavg = commands.add_parser("fedavg", help="train a model with federated averaging")
     add_federation_options(fedavg)
     fedavg.add_argument("--clients", type=int, default=10, help="number of clients (default: 10)")
-    fedavg.add_argument("--partition", default="iid", help="iid, dirichlet, one-class or shards")
+    fedavg.add_argument("--partition", default="iid", help=", ".join(PARTITIONS.names()))
     fedavg.add_argument("--alpha", type=float, default=1.0, help="Dirichlet concentration")
     fedavg.add_argument("--exclude", type=parse_exclude, default={},
                         help="classes a client must not hold, e.g. '0:4,9;3:1'")
-    fedavg.add_argument("--mode", default="fedavg", help="fedavg or fedsgd")
+    fedavg.add_argument("--mode", default="fedavg", help=" or ".join(MODES))
     fedavg.set_defaults(handler=command_fedavg)
 
     crpa = commands.add_parser("crpa", help="the combined reconstruction-and-poisoning attack")
@@ -233,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     crpa.add_argument("--target", type=int, required=True, help="class T to label it as")
     crpa.add_argument("--alpha", type=float, default=0.0,
                       help="Dirichlet concentration (0: one class per client, the default)")
-    crpa.add_argument("--attack", help="crpa (default), reconstruction, label-flip or none")
+    crpa.add_argument("--attack", choices=RegistryNames(crpa_attacks), metavar="ATTACK",
+                      help="%(choices)s (default: crpa; none: the control run)")
     crpa.add_argument("--poison-count", type=int, help="generated images per round")
     add_start_round_option(crpa)
     crpa.add_argument("--no-poison", action="store_true",
@@ -242,16 +380,57 @@ def build_parser() -> argparse.ArgumentParser:
     add_dp_options(crpa)
     crpa.set_defaults(handler=command_crpa)
 
-    sweep = commands.add_parser("sweep", help="the CRPA study's figures, resumable")
-    sweep.add_argument("figure", choices=FIGURES,
-                       help="figure4 (all pairs), figure6 (alphas) or figure8 (DP)")
-    add_federation_options(sweep)
-    add_start_round_option(sweep)
-    sweep.add_argument("--seeds", type=int, default=1,
-                       help=f"seeds per setting, from --seed on (1 to {MAX_SWEEP_SEEDS})")
-    sweep.add_argument("--pairs", type=parse_pairs, help="class pairs G:T,... (default: the "
-                       "figure's own: all for figure4, else the extremes of a figure4 sweep)")
-    sweep.set_defaults(handler=command_sweep)
+    byzantine = commands.add_parser("byzantine",
+                                    help="malicious clients against an aggregation rule")
+    add_federation_options(byzantine)
+    add_clients_option(byzantine)
+    byzantine.add_argument("--attack", required=True, choices=RegistryNames(robustness_attacks),
+                           metavar="ATTACK", help="%(choices)s")
+    byzantine.add_argument("--malicious", type=int, required=True,
+                           help="number of malicious clients (clients 0 to K - 1)")
+    byzantine.add_argument("--aggregator", required=True, choices=AGGREGATORS,
+                           metavar="RULE", help="%(choices)s")
+    byzantine.add_argument("--alpha", type=float,
+                           help="Dirichlet concentration (default: the profile's split, IID)")
+    byzantine.add_argument("--attack-option", type=parse_option, action="append", default=[],
+                           metavar="NAME=VALUE", help="an option of the attack, e.g. scale=2")
+    byzantine.add_argument("--aggregator-option", type=parse_option, action="append",
+                           default=[], metavar="NAME=VALUE",
+                           help="an option of the rule, e.g. num_malicious=2 (a rule that has "
+                                "num_malicious gets --malicious unless told otherwise)")
+    byzantine.add_argument("--no-collude", action="store_true",
+                           help="each malicious client attacks on its own (default: together)")
+    byzantine.set_defaults(handler=command_byzantine)
+
+    sweep = commands.add_parser("sweep", help="resumable sweeps: the CRPA study's figures, "
+                                "attacks against aggregation rules")
+    figures = sweep.add_subparsers(dest="figure", required=True, metavar="SWEEP",
+                                   help="what to sweep (fltutor sweep SWEEP --help: its options)")
+    for figure in FIGURES:
+        crpa_sweep = figures.add_parser(figure, help=FIGURE_HELP[figure])
+        add_federation_options(crpa_sweep)
+        add_start_round_option(crpa_sweep)
+        add_seeds_option(crpa_sweep)
+        crpa_sweep.add_argument("--pairs", type=parse_pairs, help="class pairs G:T,... "
+                                "(default: the figure's own: all for figure4, else the extremes "
+                                "of a figure4 sweep)")
+        crpa_sweep.set_defaults(handler=command_sweep)
+
+    robustness = figures.add_parser("robustness", help="attacks x aggregation rules x malicious "
+                                    "clients x data splits: heatmaps of accuracy and backdoor")
+    add_federation_options(robustness)
+    add_clients_option(robustness)
+    add_seeds_option(robustness)
+    robustness.add_argument("--attacks", nargs="+", choices=RegistryNames(robustness_attacks),
+                            metavar="ATTACK", help="%(choices)s (default: all)")
+    robustness.add_argument("--aggregators", nargs="+", choices=AGGREGATORS,
+                            metavar="RULE", help="%(choices)s (default: all)")
+    robustness.add_argument("--malicious", nargs="+", type=int, default=[1, 3], metavar="K",
+                            help="numbers of malicious clients (default: 1 3)")
+    robustness.add_argument("--alphas", nargs="+", type=parse_alpha, default=[None],
+                            metavar="ALPHA", help="data splits: iid or a Dirichlet alpha "
+                            "(default: iid)")
+    robustness.set_defaults(handler=command_sweep_robustness)
     return parser
 
 

@@ -199,14 +199,14 @@ class FedConfig(Checked):
                   parts, f"a tuple of {kind.__name__} specs (see fltutor.parts)")
         check(isinstance(self.aggregator, Rule), "aggregator", self.aggregator,
               f"a rule spec such as Mean() (fltutor.aggregators: {', '.join(AGGREGATORS.names())})")
-        for part in (*self.attack_parts(), *self.defenses, *self.observation_parts()):
+        for part in (*self.attack_parts(), self.aggregator, *self.defenses,
+                     *self.observation_parts()):
             part.check_fits(self)
         taken = [k for attack in self.attack_parts() for k in attack.clients]
         check(len(set(taken)) == len(taken), "attackers", [a.clients for a in self.attack_parts()],
               "attacks on distinct clients (one attack spec per coalition)")
         check(len(taken) < self.num_clients, "malicious clients", len(taken),
               f"fewer than num_clients={self.num_clients} (at least one client must be honest)")
-        self.aggregator.check_fits(self.clients_per_round)
 
     def validate_exclude(self) -> None:
         """``exclude`` must name real clients and classes, and leave a partition possible, also
@@ -273,5 +273,6 @@ class FedConfig(Checked):
         return {name: written(copy.deepcopy(value)) for name, value in values.items()}
 
     def replace(self, **changes: Any):
-        """A validated copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
+        """A validated copy with some fields changed; its parts are copies too, so changing a
+        part of one (``config.gan.steps = 5``) leaves the other as it was."""
+        return dataclasses.replace(copy.deepcopy(self), **changes)

@@ -55,10 +55,16 @@ class Part(Checked):
         """Refuse, in one line, settings of this part that the run's ``config`` cannot hold."""
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"name": ..., field: value, ...}``; a part nested in a part writes its own dict."""
+        """``{"name": ..., field: value, ...}``; a part nested in a part writes its own dict, and
+        a part that no registry names (settings nested in another part) writes no name."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {"name": self.name, **{key: value.to_dict() if isinstance(value, Part) else value
-                                      for key, value in values.items()}}
+        named = {"name": self.name} if self.name else {}
+        return {**named, **{key: value.to_dict() if isinstance(value, Part) else value
+                            for key, value in values.items()}}
+
+    def replace(self, **changes: Any):
+        """A checked copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
 
 
 def check_clients(clients: Any) -> None:

@@ -1,49 +1,162 @@
-"""Resumable sweeps over the CRPA study's experiments (Becker et al. 2025, Figures 4, 6-8).
+"""Resumable sweeps: the CRPA study's figures (Becker et al. 2025, Figures 4, 6-8), and attacks
+against aggregation rules.
 
-A sweep is a list of runs, each a CRPA configuration that differs from the others only in the
-class pair (G, T), the Dirichlet alpha, DP on or off, and the seed. The sweep folder holds:
+A sweep is a list of runs whose configurations differ only in a few settings, its *key*: for the
+CRPA figures the class pair (G, T), the Dirichlet alpha, DP on or off and the seed; for the
+robustness sweep the attack, the aggregation rule, the number of malicious clients, the data
+split and the seed. The sweep folder holds:
 
 ``sweep.json``     one JSON object: the settings all its runs share. A folder holding a sweep of
                    other settings is refused, naming the settings that differ.
-``results.jsonl``  one JSON object per line, one line per finished run: its ``generate_class``,
-                   ``target_class``, ``alpha``, ``dp``, ``seed``, ``figure``, ``aaa``,
-                   ``final_test_accuracy``, ``epsilon`` (null without DP), ``rounds``, ``seconds``.
-                   Rewritten atomically, so a kill at any moment leaves it whole.
+``results.jsonl``  one JSON object per line, one line per finished run: its key, then its
+                   numbers (``RESULT_FIELDS``, ``ROBUSTNESS_FIELDS``). Rewritten atomically, so
+                   a kill at any moment leaves it whole.
 ``runs/NAME/``     each run's own folder (``fltutor.experiments``: metrics, figures, checkpoint).
-``*.png``          the sweep's figure, drawn when the sweep is complete (``FIGURE_FILES``).
+``*.png``          the sweep's figures, drawn when the sweep is complete.
 
 Started again, a sweep skips the runs already in ``results.jsonl`` and resumes the one that was
 interrupted from its checkpoint: a finished sweep recomputes nothing, and only draws its figure
 again. ``force=True`` (``--force``) runs the planned runs again and replaces their lines. Every
 line is checked when read: a damaged or foreign line stops the sweep with one line naming the
-file and the line, rather than being run again and appended twice.
+file and the line, rather than being run again and appended twice. ``run_planned`` is that loop,
+shared by every kind of sweep.
 
-figure4  every ordered class pair at alpha = 0: the AAA matrix and its histogram (Fig. 4);
-figure6  the alpha sweep {0, 0.05, 0.1, 0.2, 0.5, 1, 10} for the least, mean and most
-         vulnerable pairs (Figs. 6 and 7);
-figure8  DP-SGD on and off at alpha = 0 and alpha = 10 for the same pairs (Fig. 8).
+figure4     every ordered class pair at alpha = 0: the AAA matrix and its histogram (Fig. 4);
+figure6     the alpha sweep {0, 0.05, 0.1, 0.2, 0.5, 1, 10} for the least, mean and most
+            vulnerable pairs (Figs. 6 and 7);
+figure8     DP-SGD on and off at alpha = 0 and alpha = 10 for the same pairs (Fig. 8);
+robustness  attacks x aggregation rules x numbers of malicious clients x data splits
+            (``fltutor.recipes.byzantine``): heatmaps of final accuracy and backdoor success.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .config import CRPAConfig, check, check_int
+from .checks import check, check_choice, check_int
+from .config import FedConfig
 from .data import DATASETS
-from .experiments import (atomic_write, check_fields, differences, read_json,
-                          run_crpa, save_figure, unusable, usable_out_dir, write_json)
+from .experiments import (atomic_write, check_fields, config_json, differences, read_json,
+                          save_figure, unusable, usable_out_dir, write_json)
 from .partition import STUDY_ALPHAS
 
-#: Seeds per setting of a sweep: figure 4 with 100 seeds is already 9,000 runs.
-MAX_SWEEP_SEEDS = 100
-FIGURES = ("figure4", "figure6", "figure8")
+if TYPE_CHECKING:  # the recipes are imported when a sweep runs: the GAN's imports take seconds
+    from .recipes.byzantine import ByzantineConfig
+    from .recipes.crpa import CRPAConfig
+
 RESULTS = "results.jsonl"
 SETTINGS = "sweep.json"
+#: Seeds per setting of a sweep: figure 4 with 100 seeds is already 9,000 runs.
+MAX_SWEEP_SEEDS = 100
+
+
+# --- what every sweep shares ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Results:
+    """A sweep's ``results.jsonl``: one line per finished run, the fields of its ``key`` first.
+
+    ``key`` is a frozen dataclass with a ``name`` (the run's folder under ``runs/``) whose fields
+    tell one run from another; ``fields`` are every field of a line and what it must hold.
+    """
+
+    key: type
+    fields: dict[str, str]
+
+    def read(self, out_dir: Path) -> list[dict]:
+        """The lines of ``out_dir``'s results.jsonl, each checked against ``fields``."""
+        path = out_dir / RESULTS
+        if not path.exists():
+            return []
+        try:
+            lines = path.read_text().splitlines()
+        except UnicodeDecodeError:
+            raise unusable(path, "it is not text (damaged, or not written by fltutor)") from None
+        results = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                result = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise unusable(path, f"line {number} is not valid JSON ({error})",
+                               "delete that line (its run is then done again), or use another "
+                               "--out") from None
+            results.append(check_fields(path, result, self.fields, f"line {number}"))
+        return results
+
+    def record(self, out_dir: Path, result: dict) -> None:
+        """Add one line to results.jsonl, replacing the line of the same run if any, atomically."""
+        kept = [r for r in self.read(out_dir) if self.key_of(r) != self.key_of(result)]
+        lines = [json.dumps(r) for r in [*kept, result]]
+        atomic_write(out_dir / RESULTS, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+
+    def key_of(self, result: dict):
+        """The key of the run a line records."""
+        return self.key(**{f.name: result[f.name] for f in dataclasses.fields(self.key)})
+
+
+def shared_settings(base: FedConfig, per_run: tuple[str, ...]) -> dict:
+    """The settings every run of a sweep shares: ``base`` without the fields set per run."""
+    shared = config_json(base)
+    for name in (*per_run, "exclude"):
+        shared.pop(name, None)
+    return shared
+
+
+def claim_directory(out_dir: Path, settings: dict) -> None:
+    """Record the sweep's settings, or refuse a directory that holds a different sweep."""
+    path = out_dir / SETTINGS
+    held = check_fields(path, read_json(path), {}) if path.exists() else settings
+    differing = differences(held, settings)
+    if differing:
+        raise ValueError(f"out={str(out_dir)!r} is not allowed: it holds a sweep with other "
+                         f"settings ({SETTINGS}): {', '.join(differing)}; use a new directory "
+                         f"or the same settings")
+    write_json(path, settings)
+
+
+def run_planned(label: str, configs: dict, shared: dict, out_dir: Path, results: Results,
+                run: Callable[..., dict], line: Callable[[Any, dict], dict],
+                progress: bool = True, force: bool = False) -> list[dict]:
+    """The loop of every sweep: run each of ``configs`` (key -> config) not yet in results.jsonl.
+
+    ``out_dir`` is claimed for the ``shared`` settings first. Each run goes to ``runs/NAME/``
+    through ``run(config, folder, progress=False, force=..., after_round=...)``, which resumes
+    an interrupted run from its checkpoint; its line, ``line(key, summary)``, is recorded as
+    soon as it finishes. Returns every line of results.jsonl. The progress bar counts runs and
+    names the run and round in progress.
+    """
+    from tqdm.auto import tqdm
+
+    check(isinstance(force, bool), "force", force, "True or False")
+    claim_directory(out_dir, shared)
+    finished = set() if force else {results.key_of(result) for result in results.read(out_dir)}
+    keys = list(configs)
+    todo = [key for key in keys if key not in finished]
+    with tqdm(total=len(keys), initial=len(keys) - len(todo), desc=label, unit="run",
+              disable=not progress) as bar:
+        for number, key in enumerate(todo, start=len(keys) - len(todo) + 1):
+            where = f"run {number} of {len(keys)} ({key.name})"
+            bar.set_postfix_str(f"{where}, starting")
+            metrics = run(configs[key], out_dir / "runs" / key.name, progress=False, force=force,
+                          after_round=lambda fed: bar.set_postfix_str(
+                              f"{where}, round {fed.rounds_done} of {fed.config.num_rounds}"))
+            results.record(out_dir, line(key, metrics["summary"]))
+            bar.update(1)
+    return results.read(out_dir)
+
+
+# --- the CRPA study's figures ---------------------------------------------------------------------
+
+FIGURES = ("figure4", "figure6", "figure8")
 #: The sweep-level figure files each figure's sweep writes into its folder.
 FIGURE_FILES = {"figure4": ("aaa_matrix.png", "aaa_histogram.png"),
                 "figure6": ("alpha_trend.png",),
@@ -69,6 +182,14 @@ class RunKey:
     def name(self) -> str:
         return (f"G{self.generate_class}-T{self.target_class}-alpha{self.alpha:g}"
                 f"-{'dp' if self.dp else 'nodp'}-seed{self.seed}")
+
+
+CRPA_RESULTS = Results(RunKey, RESULT_FIELDS)
+
+
+def read_results(out_dir: Path) -> list[dict]:
+    """The results of a CRPA sweep in ``out_dir`` (``figure4``, ``figure6``, ``figure8``)."""
+    return CRPA_RESULTS.read(Path(out_dir))
 
 
 def all_pairs(num_classes: int) -> list[tuple[int, int]]:
@@ -108,59 +229,8 @@ def plan(figure: str, num_classes: int, seeds: int, pairs: list[tuple[int, int]]
             for dp in dp_settings for seed in range(first_seed, first_seed + seeds)]
 
 
-def read_results(out_dir: Path) -> list[dict]:
-    """The lines of ``out_dir``'s results.jsonl, each checked against ``RESULT_FIELDS``."""
-    path = out_dir / RESULTS
-    if not path.exists():
-        return []
-    try:
-        lines = path.read_text().splitlines()
-    except UnicodeDecodeError:
-        raise unusable(path, "it is not text (damaged, or not written by fltutor)") from None
-    results = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            result = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise unusable(path, f"line {number} is not valid JSON ({error})",
-                           "delete that line (its run is then done again), or use another "
-                           "--out") from None
-        results.append(check_fields(path, result, RESULT_FIELDS, f"line {number}"))
-    return results
-
-
-def record_result(out_dir: Path, result: dict) -> None:
-    """Add one line to results.jsonl (replacing the line of the same run, if any), atomically."""
-    kept = [r for r in read_results(out_dir) if key_of(r) != key_of(result)]
-    lines = [json.dumps(r) for r in [*kept, result]]
-    atomic_write(out_dir / RESULTS, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
-
-
-def key_of(result: dict) -> RunKey:
-    return RunKey(result["generate_class"], result["target_class"], result["alpha"],
-                  result["dp"], result["seed"])
-
-
-def shared_settings(base: CRPAConfig) -> dict:
-    """The settings every run of a sweep shares (the per-run fields blanked out)."""
-    shared = dataclasses.asdict(base)
-    for name in ("generate_class", "target_class", "alpha", "dp", "seed", "exclude"):
-        shared.pop(name, None)
-    return json.loads(json.dumps(shared, default=str))
-
-
-def claim_directory(out_dir: Path, settings: dict) -> None:
-    """Record the sweep's settings, or refuse a directory that holds a different sweep."""
-    path = out_dir / SETTINGS
-    held = check_fields(path, read_json(path), {}) if path.exists() else settings
-    differing = differences(held, settings)
-    if differing:
-        raise ValueError(f"out={str(out_dir)!r} is not allowed: it holds a sweep with other "
-                         f"settings ({SETTINGS}): {', '.join(differing)}; use a new directory "
-                         f"or the same settings")
-    write_json(path, settings)
+#: The fields a CRPA sweep sets per run; the others are the sweep's shared settings.
+CRPA_PER_RUN = ("generate_class", "target_class", "alpha", "defenses", "seed")
 
 
 def config_for(base: CRPAConfig, key: RunKey) -> CRPAConfig:
@@ -168,7 +238,8 @@ def config_for(base: CRPAConfig, key: RunKey) -> CRPAConfig:
     from .defenses.dp import DPConfig  # Opacus takes seconds to import: only when needed
 
     return base.replace(generate_class=key.generate_class, target_class=key.target_class,
-                        alpha=key.alpha, seed=key.seed, dp=DPConfig() if key.dp else None)
+                        alpha=key.alpha, seed=key.seed,
+                        defenses=(DPConfig(),) if key.dp else ())
 
 
 def run_sweep(figure: str, base: CRPAConfig, out_dir: str | Path, seeds: int = 1,
@@ -178,36 +249,23 @@ def run_sweep(figure: str, base: CRPAConfig, out_dir: str | Path, seeds: int = 1
 
     Every run's configuration, the folder and the files already in it are checked before the
     first run starts. When every planned run is done, the figure is drawn (``FIGURE_FILES``).
-    The progress bar counts runs and names the run and round in progress.
     """
-    from tqdm.auto import tqdm
+    from .recipes.crpa import run_crpa
 
     check_int("seeds", seeds, 1, MAX_SWEEP_SEEDS)
     check(isinstance(force, bool), "force", force, "True or False")
     out_dir = usable_out_dir(out_dir)
-    done = read_results(out_dir)
-    keys = plan(figure, base.num_classes, seeds, pairs, done, base.seed)
+    keys = plan(figure, base.num_classes, seeds, pairs, CRPA_RESULTS.read(out_dir), base.seed)
     configs = {key: config_for(base, key) for key in keys}  # validates every run up front
-    claim_directory(out_dir, shared_settings(base))
-    finished = set() if force else {key_of(result) for result in done}
-    todo = [key for key in keys if key not in finished]
-    with tqdm(total=len(keys), initial=len(keys) - len(todo), desc=figure, unit="run",
-              disable=not progress) as bar:
-        for number, key in enumerate(todo, start=len(keys) - len(todo) + 1):
-            where = f"run {number} of {len(keys)} ({key.name})"
-            bar.set_postfix_str(f"{where}, starting")
-            metrics = run_crpa(configs[key], out_dir / "runs" / key.name, progress=False,
-                               force=force, after_round=lambda fed: bar.set_postfix_str(
-                                   f"{where}, round {fed.rounds_done} of {fed.config.num_rounds}"))
-            summary = metrics["summary"]
-            record_result(out_dir, {**dataclasses.asdict(key), "figure": figure,
-                                    "aaa": summary["aaa"],
-                                    "final_test_accuracy": summary["final_test_accuracy"],
-                                    "epsilon": summary.get("epsilon"),
-                                    "rounds": summary["rounds"],
-                                    "seconds": summary["total_seconds"]})
-            bar.update(1)
-    results = read_results(out_dir)
+
+    def line(key: RunKey, summary: dict) -> dict:
+        return {**dataclasses.asdict(key), "figure": figure, "aaa": summary["aaa"],
+                "final_test_accuracy": summary["final_test_accuracy"],
+                "epsilon": summary.get("epsilon"), "rounds": summary["rounds"],
+                "seconds": summary["total_seconds"]}
+
+    results = run_planned(figure, configs, shared_settings(base, CRPA_PER_RUN), out_dir,
+                          CRPA_RESULTS, run_crpa, line, progress, force)
     draw_figure(figure, [r for r in results if r["figure"] == figure], out_dir,
                 DATASETS[base.dataset].class_names)
     return results
@@ -236,3 +294,156 @@ def pair_means(results: list[dict], dp: bool = False, alpha: float = 0.0) -> dic
         if r["dp"] == dp and r["alpha"] == alpha:
             groups.setdefault((r["generate_class"], r["target_class"]), []).append(r["aaa"])
     return {pair: float(np.mean(values)) for pair, values in groups.items()}
+
+
+# --- Byzantine robustness: attacks against aggregation rules --------------------------------------
+
+#: The robustness sweep's figure files: final accuracy, and backdoor success where measured.
+ROBUSTNESS_FILES = {"final_test_accuracy": "accuracy_heatmap.png",
+                    "final_backdoor_success": "backdoor_heatmap.png"}
+#: The fields of a robustness sweep's results.jsonl line (``alpha`` null: IID data).
+ROBUSTNESS_FIELDS = {"attack": "a text", "aggregator": "a text", "malicious": "an integer",
+                     "alpha": "a number or null", "seed": "an integer",
+                     "final_test_accuracy": "a number", "mean_detection_tpr": "a number or null",
+                     "mean_detection_fpr": "a number or null",
+                     "final_backdoor_success": "a number or null", "rounds": "an integer",
+                     "seconds": "a number"}
+#: The fields a robustness sweep sets per run; the others are the sweep's shared settings.
+ROBUSTNESS_PER_RUN = ("attack", "aggregator", "malicious", "partition", "alpha", "seed")
+
+
+@dataclass(frozen=True)
+class RobustnessKey:
+    """What tells one run of a robustness sweep from another (``alpha`` None: IID data)."""
+
+    attack: str
+    aggregator: str
+    malicious: int
+    alpha: float | None
+    seed: int
+
+    @property
+    def name(self) -> str:
+        split = "iid" if self.alpha is None else f"alpha{self.alpha:g}"
+        return f"{self.attack}-{self.aggregator}-m{self.malicious}-{split}-seed{self.seed}"
+
+
+ROBUSTNESS_RESULTS = Results(RobustnessKey, ROBUSTNESS_FIELDS)
+
+
+def robustness_attacks() -> list[str]:
+    """The attacks of Byzantine runs and robustness sweeps: ``none`` and every registered attack
+    but the CRPA study's (``fltutor crpa`` runs those: they need a class pair and a placement)."""
+    from .attacks import ATTACKS
+    from .recipes.crpa import CRPA_ATTACKS
+
+    return ["none", *(name for name in ATTACKS.names() if name not in CRPA_ATTACKS)]
+
+
+def robustness_config(base: ByzantineConfig, key: RobustnessKey) -> ByzantineConfig:
+    """The configuration of one run: ``base`` with the run's attack, rule, number of malicious
+    clients, data split and seed.
+
+    It is made by ``ByzantineConfig.from_profile`` like any Byzantine run, so that a rule with a
+    ``num_malicious`` option assumes the run's number of malicious clients.
+    """
+    settings = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    settings.pop("profile")
+    split = (dict(partition="iid") if key.alpha is None
+             else dict(partition="dirichlet", alpha=key.alpha))
+    return type(base).from_profile(base.profile, **{
+        **settings, **split, "attack": key.attack, "aggregator": key.aggregator,
+        "malicious": key.malicious, "seed": key.seed})
+
+
+def possible_runs(base: ByzantineConfig, keys: list[RobustnessKey]) -> dict:
+    """``{key: config}`` for every run of the grid that can be done; a bad value stops it all.
+
+    A grid crosses values that are each fine with combinations that are not: a robust rule
+    withstands at most so many malicious clients among so many (Krum needs n > 2f + 2), and
+    ALIE computes no perturbation at all for one attacker among six. Such runs are left out
+    with a note, once per reason (the heatmap shows them grey). A run refused even without
+    attack and with FedAvg's mean has a bad number of malicious clients or alpha: that stops
+    the sweep before it starts, as an unknown attack or rule does.
+    """
+    from .aggregators import AGGREGATORS
+
+    for key in keys:
+        check_choice("attack", key.attack, robustness_attacks())
+        AGGREGATORS.check(key.aggregator)
+    configs, left_out = {}, {}
+    for key in keys:
+        try:
+            configs[key] = robustness_config(base, key)
+        except ValueError as error:
+            robustness_config(base, dataclasses.replace(key, attack="none", aggregator="mean"))
+            left_out.setdefault(str(error), []).append(key.name)
+    for error, names in left_out.items():
+        print(f"not run: {len(names)} run(s) such as {names[0]} ({error})")
+    return configs
+
+
+def run_robustness(base: ByzantineConfig, out_dir: str | Path, attacks: list[str] | None = None,
+                   aggregators: list[str] | None = None, malicious: list[int] = (1, 3),
+                   alphas: list[float | None] = (None,), seeds: int = 1, progress: bool = True,
+                   force: bool = False) -> list[dict]:
+    """Run (or resume) every attack against every aggregation rule, around ``base``.
+
+    The grid is ``attacks`` (default: ``robustness_attacks()``) x ``aggregators`` (default:
+    every registered rule) x ``malicious`` (numbers of malicious clients) x ``alphas`` (None:
+    IID; a number: Dirichlet) x ``seeds`` seeds from ``base.seed`` on. A value named twice is
+    run once; a combination that cannot be run is left out with a note (``possible_runs``).
+    Every run's configuration is checked before the first starts; the folder is kept as for the
+    CRPA sweeps. At the end the heatmaps of ``ROBUSTNESS_FILES`` are drawn (the backdoor's only
+    if some run measured it). Returns all results so far.
+    """
+    from .aggregators import AGGREGATORS
+    from .recipes.byzantine import run_byzantine
+
+    check_int("seeds", seeds, 1, MAX_SWEEP_SEEDS)
+    check(isinstance(force, bool), "force", force, "True or False")
+    grid = {"attacks": robustness_attacks() if attacks is None else attacks,
+            "aggregators": AGGREGATORS.names() if aggregators is None else aggregators,
+            "malicious": malicious, "alphas": alphas}
+    for name, values in grid.items():
+        check(isinstance(values, (list, tuple)) and len(values) > 0, name, values,
+              "a non-empty list")
+    out_dir = usable_out_dir(out_dir)
+    keys = [RobustnessKey(attack, rule, count, alpha, seed)
+            for attack, rule, count, alpha in itertools.product(
+                *(dict.fromkeys(values) for values in grid.values()))
+            for seed in range(base.seed, base.seed + seeds)]
+    configs = possible_runs(base, keys)  # validates every run
+
+    def run(config, folder, progress, force, after_round):
+        # run_byzantine takes no after_round: the sweep's bar names the run, not its round
+        return run_byzantine(config, folder, progress=progress, force=force)
+
+    def line(key: RobustnessKey, summary: dict) -> dict:
+        return {**dataclasses.asdict(key), "final_test_accuracy": summary["final_test_accuracy"],
+                **{name: summary.get(name) for name in ("mean_detection_tpr",
+                                                        "mean_detection_fpr",
+                                                        "final_backdoor_success")},
+                "rounds": summary["rounds"], "seconds": summary["total_seconds"]}
+
+    results = run_planned("robustness", configs, shared_settings(base, ROBUSTNESS_PER_RUN),
+                          out_dir, ROBUSTNESS_RESULTS, run, line, progress, force)
+    draw_robustness(results, out_dir)
+    return results
+
+
+def draw_robustness(results: list[dict], out_dir: Path) -> list[Path]:
+    """The heatmaps of a robustness sweep's results into ``out_dir``; the files drawn."""
+    from .viz import robustness_heatmap
+
+    titles = {"final_test_accuracy": ("final test accuracy (higher: the rule withstood it)",
+                                      "RdYlGn"),
+              "final_backdoor_success": ("final backdoor success (lower: the rule withstood it)",
+                                         "RdYlGn_r")}
+    paths = []
+    for value, file in ROBUSTNESS_FILES.items():
+        if any(r[value] is not None for r in results):
+            title, cmap = titles[value]
+            save_figure(robustness_heatmap(results, value, title, cmap), out_dir / file)
+            paths.append(out_dir / file)
+    return paths

@@ -24,7 +24,7 @@ from .config import FedConfig, resolve_device
 from .data import DATASETS, Data, load
 from .federation import Federation, Observer, RoundRecord
 from .partition import STUDY_ALPHAS
-from .parts import ATTACKS, Defense
+from .parts import ATTACKS, Defense, Part
 from .recipes.crpa import CRPA_ATTACKS, GAN_ATTACKS, CRPAConfig, generated_samples
 from .viz import (metric_curves, pair_name, partition_comparison, partition_heatmap,
                   samples_over_rounds)
@@ -560,9 +560,9 @@ def table_rows(config: FedConfig) -> dict[str, str]:
     """
     rows = {}
     for field, value in config.to_dict().items():
-        if isinstance(value, dict) and "name" in value:  # one part
+        if isinstance(getattr(config, field), Part):  # one part, written as its dict
             settings = {key: item for key, item in value.items() if key != "name"}
-            if value["name"] or not settings:
+            if "name" in value:
                 rows[field] = value["name"]
             rows.update({f"{field}.{key}": repr(item) for key, item in settings.items()})
         elif isinstance(value, list):  # a tuple of parts, each written as its dict
@@ -575,7 +575,7 @@ def table_rows(config: FedConfig) -> dict[str, str]:
 def part_text(part: dict) -> str:
     """A part's dict as one line: ``record-dp(noise_multiplier=0.3, ...)``."""
     settings = ", ".join(f"{key}={item!r}" for key, item in part.items() if key != "name")
-    return f"{part['name']}({settings})"
+    return f"{part.get('name', '')}({settings})"
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Callable
 
-import fltutor.sweep as sweep
 from fltutor.cli import main
+from fltutor.recipes.crpa import run_crpa
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -18,14 +20,20 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     return code, out, err
 
 
-def record_runs(monkeypatch) -> list[str]:
-    """Wrap the sweep's per-run function; the returned list fills with the runs it really does."""
+def record_runs(monkeypatch, runner: Callable[..., dict] = run_crpa) -> list[str]:
+    """Wrap a recipe's run function (the one a sweep calls per run, ``run_crpa`` by default) in
+    its module; the returned list fills with the names of the runs it really does."""
     done: list[str] = []
-    real_run_crpa = sweep.run_crpa
 
-    def counting_run_crpa(config, out_dir, *args, **kwargs):
+    def counting_runner(config, out_dir, *args, **kwargs):
         done.append(Path(out_dir).name)
-        return real_run_crpa(config, out_dir, *args, **kwargs)
+        return runner(config, out_dir, *args, **kwargs)
 
-    monkeypatch.setattr(sweep, "run_crpa", counting_run_crpa)
+    monkeypatch.setattr(sys.modules[runner.__module__], runner.__name__, counting_runner)
     return done
+
+
+def replace_runs(monkeypatch, replacement: Callable[..., dict],
+                 runner: Callable[..., dict] = run_crpa) -> None:
+    """Put ``replacement`` in the place of a recipe's run function (to fail or stop a sweep)."""
+    monkeypatch.setattr(sys.modules[runner.__module__], runner.__name__, replacement)

@@ -17,6 +17,7 @@ import pytest
 
 import fltutor.data as data_module
 import fltutor.experiments as experiments
+import fltutor.recipes.crpa as crpa_recipe
 import fltutor.sweep as sweep
 from fltutor import __version__
 from fltutor.cli import build_parser
@@ -177,7 +178,7 @@ def recorded(monkeypatch):
         return []
 
     monkeypatch.setattr(experiments, "run_fedavg", fedavg)
-    monkeypatch.setattr(experiments, "run_crpa", crpa)
+    monkeypatch.setattr(crpa_recipe, "run_crpa", crpa)
     monkeypatch.setattr(sweep, "run_sweep", run_sweep)
     return configs
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-import fltutor.sweep as sweep
-from helpers import record_runs, run_cli
-from fltutor.config import CRPA_PROFILES, PROFILES
+from helpers import record_runs, replace_runs, run_cli
+from fltutor.config import PROFILES
+from fltutor.recipes.crpa import CRPA_PROFILES
 
 TINY_PROFILE = dict(max_per_class=20, max_test=100, batch_size=10, optimizer="sgd", lr=0.05,
-                    num_rounds=3, attack_start_round=1, poison_count=10, gan_steps=2,
-                    gan_batch_size=8)
+                    num_rounds=3, attack_start_round=1, poison_count=10,
+                    gan={**CRPA_PROFILES["quick"]["gan"], "steps": 2, "batch_size": 8})
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ BAD_CRPA = [
     (["--target", "4"], "target_class=4"),
     (["--generate", "10"], "generate_class=10"),
     (["--generate", "four"], "invalid int value: 'four'"),
-    (["--attack", "bogus"], "attack='bogus'"),
+    (["--attack", "bogus"], "invalid choice: 'bogus'"),
     (["--poison-count", "0"], "poison_count=0"),
     (["--start-round", "0"], "attack_start_round=0"),
     (["--start-round", "4"], "attack_start_round=4"),  # the profile has 3 rounds
@@ -113,7 +113,7 @@ def test_empty_pairs_are_refused_rather_than_taken_as_all_pairs(tiny_quick_profi
     def no_run(config, out_dir, progress=True):
         raise AssertionError(f"a run started: {out_dir}")
 
-    monkeypatch.setattr(sweep, "run_crpa", no_run)
+    replace_runs(monkeypatch, no_run)
     code, _, err = run_cli(sweep_figure4(tmp_path / "sweep", "--pairs", ""), capsys)
     assert_one_line_error(code, err, "pairs=''")
 
@@ -126,7 +126,7 @@ def test_a_sweep_directory_of_other_settings_is_refused_in_one_line(tiny_quick_p
     def interrupted(config, out_dir, *args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C as the first run starts
 
-    monkeypatch.setattr(sweep, "run_crpa", interrupted)
+    replace_runs(monkeypatch, interrupted)
     code, _, err = run_cli(sweep_figure4(out_dir, "--pairs", "4:9", "--rounds", "2"), capsys)
     assert code == 130 and "run the same command again to resume" in err
     settings = (out_dir / "sweep.json").read_text()
@@ -181,7 +181,8 @@ def test_crpa_with_dp_records_a_growing_epsilon(tiny_quick_profile, tmp_path, ca
     assert "epsilon" in out
 
     metrics = json.loads((out_dir / "metrics.json").read_text())
-    assert metrics["config"]["dp"]["noise_multiplier"] == 0.5
+    assert [(d["name"], d["noise_multiplier"]) for d in metrics["config"]["defenses"]] == [
+        ("record-dp", 0.5)]
     epsilons = [entry["epsilon"] for entry in metrics["rounds"]]
     assert len(epsilons) == 3 and all(math.isfinite(e) and e > 0 for e in epsilons)
     assert epsilons == sorted(epsilons) and epsilons[0] < epsilons[-1]

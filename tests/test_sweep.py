@@ -1,8 +1,8 @@
 """Resumable sweeps (``fltutor.sweep``): one results line per finished run, safe to stop at any time.
 
 The sweeps here are tiny (two rounds on 20 images per class); a run takes a second or two. The
-function a sweep calls per run, ``fltutor.sweep.run_crpa``, is wrapped where a test needs to count
-the runs a sweep really does, or to stop one part-way as Ctrl-C would.
+function a sweep calls per run, ``fltutor.recipes.crpa.run_crpa``, is wrapped where a test needs
+to count the runs a sweep really does, or to stop one part-way as Ctrl-C would.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import pytest
 
 import fltutor.experiments as experiments
 import fltutor.sweep as sweep
-from fltutor.config import CRPAConfig
 from fltutor.partition import STUDY_ALPHAS
-from fltutor.sweep import RunKey, record_result, read_results, run_sweep
-from helpers import record_runs
+from fltutor.recipes.crpa import CRPAConfig
+from fltutor.sweep import CRPA_PER_RUN, CRPA_RESULTS, RunKey, read_results, run_sweep
+from helpers import record_runs, replace_runs
 
 # Tiny and fast, like the TINY of test_attacks.py, with two rounds and fewer images.
 TINY = dict(max_per_class=20, max_test=100, batch_size=10, optimizer="sgd", lr=0.05,
-            num_rounds=2, attack_start_round=1, poison_count=10, gan_steps=2, gan_batch_size=8,
+            num_rounds=2, attack_start_round=1, poison_count=10, gan=dict(steps=2, batch_size=8),
             device="cpu", allow_fallback=True)
 
 
@@ -40,7 +40,7 @@ def forbid_runs(monkeypatch) -> None:
     def no_run(config, out_dir, *args, **kwargs):
         raise AssertionError(f"a run started: {out_dir}")
 
-    monkeypatch.setattr(sweep, "run_crpa", no_run)
+    replace_runs(monkeypatch, no_run)
 
 
 # --- what a sweep plans ---------------------------------------------------------------------------
@@ -159,8 +159,8 @@ def fake_result(generate_class: int) -> dict:
 
 def test_a_write_that_fails_half_way_leaves_the_previous_results_file_whole(tmp_path, monkeypatch):
     """results.jsonl is replaced in one step: a write stopped part-way changes nothing on disk."""
-    record_result(tmp_path, fake_result(1))
-    record_result(tmp_path, fake_result(2))
+    CRPA_RESULTS.record(tmp_path, fake_result(1))
+    CRPA_RESULTS.record(tmp_path, fake_result(2))
     before = (tmp_path / "results.jsonl").read_bytes()
 
     def write_half_then_die(self, text, *args, **kwargs):
@@ -170,7 +170,7 @@ def test_a_write_that_fails_half_way_leaves_the_previous_results_file_whole(tmp_
 
     monkeypatch.setattr(Path, "write_text", write_half_then_die)
     with pytest.raises(KeyboardInterrupt):
-        record_result(tmp_path, fake_result(3))
+        CRPA_RESULTS.record(tmp_path, fake_result(3))
     monkeypatch.undo()
 
     assert (tmp_path / "results.jsonl").read_bytes() == before
@@ -180,12 +180,12 @@ def test_a_write_that_fails_half_way_leaves_the_previous_results_file_whole(tmp_
 
 def test_a_temporary_file_left_by_a_killed_write_is_ignored(tmp_path, monkeypatch):
     """A kill -9 mid-write can leave a hidden temporary file; the results and resume ignore it."""
-    record_result(tmp_path, fake_result(4))
+    CRPA_RESULTS.record(tmp_path, fake_result(4))
     # What SIGKILL during the next append leaves: atomic_write's half-written temporary file.
     (tmp_path / ".results.jsonl.x1y2z3").write_text('{"generate_class": 9, "target_cl')
 
     assert [r["generate_class"] for r in read_results(tmp_path)] == [4]
-    record_result(tmp_path, fake_result(5))
+    CRPA_RESULTS.record(tmp_path, fake_result(5))
     assert [r["generate_class"] for r in read_results(tmp_path)] == [4, 5]
 
 
@@ -193,7 +193,7 @@ def test_a_temporary_file_left_by_a_killed_write_is_ignored(tmp_path, monkeypatc
 
 def test_a_directory_holding_another_sweep_is_refused_before_any_run(tmp_path, monkeypatch):
     """A sweep never mixes results of two configurations: the directory is refused in one line."""
-    sweep.claim_directory(tmp_path, sweep.shared_settings(tiny(num_rounds=2)))
+    sweep.claim_directory(tmp_path, sweep.shared_settings(tiny(num_rounds=2), CRPA_PER_RUN))
     settings_before = (tmp_path / "sweep.json").read_text()
     forbid_runs(monkeypatch)
 
@@ -208,7 +208,7 @@ def test_a_directory_holding_another_sweep_is_refused_before_any_run(tmp_path, m
 def test_the_refusal_of_another_sweeps_directory_names_the_setting_that_differs(tmp_path,
                                                                              monkeypatch):
     """The refusal tells the user which setting differs (here num_rounds), not just that one does."""
-    sweep.claim_directory(tmp_path, sweep.shared_settings(tiny(num_rounds=2)))
+    sweep.claim_directory(tmp_path, sweep.shared_settings(tiny(num_rounds=2), CRPA_PER_RUN))
     forbid_runs(monkeypatch)
     with pytest.raises(ValueError, match="num_rounds"):
         run_sweep("figure4", tiny(num_rounds=3), tmp_path, pairs=[(4, 9)], progress=False)
@@ -218,10 +218,10 @@ def test_other_seeds_pairs_and_dp_do_not_count_as_another_sweep():
     """Only the settings all runs share are compared: seed, pair, alpha and DP may differ."""
     from fltutor.defenses.dp import DPConfig
 
-    shared = sweep.shared_settings(tiny())
+    shared = sweep.shared_settings(tiny(), CRPA_PER_RUN)
     assert sweep.shared_settings(tiny(seed=3, generate_class=1, target_class=7, alpha=10.0,
-                                      dp=DPConfig())) == shared
-    assert sweep.shared_settings(tiny(lr=0.1)) != shared
+                                      defenses=(DPConfig(),)), CRPA_PER_RUN) == shared
+    assert sweep.shared_settings(tiny(lr=0.1), CRPA_PER_RUN) != shared
 
 
 BAD_SWEEPS = [
@@ -327,10 +327,10 @@ def test_figures_6_and_8_are_drawn_from_their_results(figure, alphas, dp_setting
                                                       monkeypatch):
     """A complete figure-6 or figure-8 sweep leaves its alpha trend or its DP comparison."""
     base = tiny()
-    sweep.claim_directory(tmp_path, sweep.shared_settings(base))
+    sweep.claim_directory(tmp_path, sweep.shared_settings(base, CRPA_PER_RUN))
     for alpha in alphas:
         for dp in dp_settings:
-            record_result(tmp_path, {**fake_result(4), "alpha": alpha, "dp": dp, "figure": figure,
+            CRPA_RESULTS.record(tmp_path, {**fake_result(4), "alpha": alpha, "dp": dp, "figure": figure,
                                      "aaa": 0.1 if dp else 0.5})
     forbid_runs(monkeypatch)
     run_sweep(figure, base, tmp_path, pairs=[(4, 9)], progress=False)
