@@ -278,9 +278,6 @@ def command_byzantine(args: argparse.Namespace) -> None:
     from .recipes.byzantine import ByzantineConfig, run_byzantine
 
     attack_options = option_dict(args.attack_option, "--attack-option")
-    if attack_options and args.attack == "none":
-        raise ValueError(f"--attack-option {next(iter(attack_options))}=... is not allowed with "
-                         f"--attack none, which has no options")
     config = make_config(ByzantineConfig, args, attack=args.attack, malicious=args.malicious,
                          attack_options=attack_options, collude=not args.no_collude,
                          aggregator=args.aggregator,

@@ -74,6 +74,22 @@ def check_clients(clients: Any) -> None:
     check(ok, "clients", clients, "a tuple of distinct client indices (at least one, each >= 0)")
 
 
+def known_options(kind: type, options: Any, what: str) -> dict:
+    """``options`` if it is a dict whose every name is a setting of the spec class ``kind``.
+
+    >>> known_options(Observation, {"speed": 1}, "observation option")
+    Traceback (most recent call last):
+    ...
+    ValueError: observation option='speed' is not allowed: it must be a setting of Observation: it has none
+    """
+    check(isinstance(options, dict), what, options, "a dict of option names and values")
+    known = [f.name for f in dataclasses.fields(kind) if f.name != "clients"]
+    unknown = sorted(set(options) - set(known))
+    check(not unknown, what, ", ".join(unknown),
+          f"a setting of {kind.name or kind.__name__}: {', '.join(known) or 'it has none'}")
+    return options
+
+
 @dataclass
 class Attack(Part):
     """An attacker spec: the ``clients`` it controls and how they behave.

@@ -415,10 +415,6 @@ def run_robustness(base: ByzantineConfig, out_dir: str | Path, attacks: list[str
             for seed in range(base.seed, base.seed + seeds)]
     configs = possible_runs(base, keys)  # validates every run
 
-    def run(config, folder, progress, force, after_round):
-        # run_byzantine takes no after_round: the sweep's bar names the run, not its round
-        return run_byzantine(config, folder, progress=progress, force=force)
-
     def line(key: RobustnessKey, summary: dict) -> dict:
         return {**dataclasses.asdict(key), "final_test_accuracy": summary["final_test_accuracy"],
                 **{name: summary.get(name) for name in ("mean_detection_tpr",
@@ -427,7 +423,8 @@ def run_robustness(base: ByzantineConfig, out_dir: str | Path, attacks: list[str
                 "rounds": summary["rounds"], "seconds": summary["total_seconds"]}
 
     results = run_planned("robustness", configs, shared_settings(base, ROBUSTNESS_PER_RUN),
-                          out_dir, ROBUSTNESS_RESULTS, run, line, progress, force)
+                          out_dir, ROBUSTNESS_RESULTS, run_byzantine, line, progress,
+                          force)
     draw_robustness(results, out_dir)
     return results
 

@@ -287,7 +287,7 @@ CLI_CASES = [
     ("crpa --profile quick --generate 4 --target 9 --dp --max-grad-norm inf", "max_grad_norm=inf"),
     ("crpa --profile quick --generate=-1 --target 9", "generate_class=-1"),
     ("crpa --profile quick --generate 4 --target 10", "target_class=10"),
-    ("crpa --profile quick --generate 4 --target 9 --attack ''", "attack=''"),
+    ("crpa --profile quick --generate 4 --target 9 --attack ''", "invalid choice: ''"),
     ("crpa --profile quick --generate 4 --target 9 --alpha nan", "alpha=nan"),
     ("crpa --profile quick --generate 4 --target 9 --seed 18446744073709551616",
      "seed=18446744073709551616"),

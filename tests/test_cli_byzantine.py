@@ -57,7 +57,7 @@ BAD_INPUTS = [
     (["--attack-option", "scale"], "option='scale'"),
     (["--attack-option", "scale=1", "--attack-option", "scale=2"], "scale=... is not allowed twice"),
     (["--attack-option", "start_round=3"], "start_round=3"),  # the run has 2 rounds
-    (["--attack", "none", "--attack-option", "scale=2"], "not allowed with --attack none"),
+    (["--attack", "none", "--attack-option", "scale=2"], "empty with attack='none'"),
     (["--aggregator-option", "bogus=1"], "aggregator option='bogus'"),
     (["--attack", "alie", "--malicious", "1", "--attack-option", "omniscient=false"],
      "omniscient=False"),  # from its own updates: it needs two of them

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..aggregators import AGGREGATORS, Rule
 from ..attacks import ATTACKS
@@ -28,7 +28,7 @@ from ..config import FedConfig, default_profile
 from ..experiments import claim_out_dir, run_in_claimed_dir, save_figure
 from ..federation import Federation
 from ..metrics import Detection
-from ..parts import Attack, Observation
+from ..parts import Attack, Observation, known_options
 from ..viz import kept_grid, metric_curves
 
 #: What each profile changes in ``fltutor.config.PROFILES``.
@@ -39,20 +39,10 @@ BYZANTINE_PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-def options_for(kind: type, options: dict, what: str) -> dict:
-    """``options`` if every name in it is a setting of the spec class ``kind``, else one line."""
-    check(isinstance(options, dict), what, options, "a dict of option names and values")
-    known = [f.name for f in dataclasses.fields(kind) if f.name != "clients"]
-    unknown = sorted(set(options) - set(known))
-    check(not unknown, what, ", ".join(unknown),
-          f"options of {kind.name}: {', '.join(known) or 'it has none'}")
-    return options
-
-
 def aggregator_from(name: str, options: dict | None = None) -> Rule:
     """The rule registered as ``name`` with ``options``: ``aggregator_from("krum", {"num_malicious": 3})``."""
     rule = AGGREGATORS[name]
-    return rule(**options_for(rule, options or {}, "aggregator option"))
+    return rule(**known_options(rule, options or {}, "aggregator option"))
 
 
 @dataclass
@@ -72,8 +62,11 @@ class ByzantineConfig(FedConfig):
         check(self.malicious < self.num_clients, "malicious", self.malicious,
               f"fewer than num_clients={self.num_clients} (at least one client must be honest)")
         check_bool("collude", self.collude)
-        if self.attack != "none":
-            options_for(ATTACKS[self.attack], self.attack_options, "attack option")
+        if self.attack == "none":
+            check(not self.attack_options, "attack_options", self.attack_options,
+                  "empty with attack='none', which has no options")
+        else:
+            known_options(ATTACKS[self.attack], self.attack_options, "attack option")
 
     def attack_parts(self) -> tuple[Attack, ...]:
         if self.attack == "none" or self.malicious == 0:
@@ -106,18 +99,21 @@ class ByzantineConfig(FedConfig):
 
 
 def run_byzantine(config: ByzantineConfig, out_dir: str | Path, progress: bool = True,
-                  force: bool = False) -> dict:
+                  force: bool = False,
+                  after_round: Callable[[Federation], None] | None = None) -> dict:
     """A Byzantine run to ``out_dir`` (the ``fltutor byzantine`` command); resumable like any run.
 
     Besides metrics.json (each round with ``kept``, ``detection_tpr`` and ``detection_fpr``, and
     ``backdoor_success`` for a backdoor) it saves ``kept.png``: which clients the rule kept in
-    every round, the malicious ones marked.
+    every round, the malicious ones marked. ``after_round(federation)`` is called after each
+    round is saved (to show progress).
     """
     finished = claim_out_dir(out_dir, config, force)
     if finished is not None:
         return finished
     return run_in_claimed_dir(Federation.build(config), Path(out_dir), progress,
-                              extra_summary=byzantine_summary, finish=draw_byzantine)
+                              extra_summary=byzantine_summary, finish=draw_byzantine,
+                              after_round=after_round)
 
 
 def byzantine_summary(federation: Federation) -> dict:

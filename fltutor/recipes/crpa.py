@@ -27,7 +27,7 @@ from ..experiments import (METRICS, check_fields, claim_out_dir, run_in_claimed_
                            save_figure)
 from ..federation import Federation
 from ..metrics import AttackAccuracy, Judge, aaa, reconstruction_quality
-from ..parts import Attack, Observation
+from ..parts import Attack, Observation, known_options
 from ..viz import metric_curves, samples_over_rounds
 
 #: The CRPA study's attacks (the specs of ``fltutor.attacks.crpa``), and ``none``: the control.
@@ -182,6 +182,7 @@ class CRPAConfig(FedConfig):
         values = {**CRPA_PROFILES[profile], **overrides}
         gan = overrides.get("gan", {})
         if isinstance(gan, dict):
+            known_options(GANSettings, gan, "gan setting")
             values["gan"] = GANSettings(**{**CRPA_PROFILES[profile].get("gan", {}), **gan})
         rounds = values.get("num_rounds", PROFILES[profile]["num_rounds"])
         if "attack_start_round" not in overrides and is_int(rounds) and rounds >= 1:
