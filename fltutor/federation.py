@@ -189,6 +189,10 @@ class Federation:
             federation.observers.append(observation.observer(federation))
         return federation
 
+    def attacking_clients(self, round_index: int) -> set[int]:
+        """The clients whose attack is on in round ``round_index`` (``Attack.attacking``)."""
+        return {k for attack in self.attacks if attack.attacking(round_index) for k in attack.clients}
+
     @property
     def rounds_done(self) -> int:
         return len(self.history)

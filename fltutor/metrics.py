@@ -205,13 +205,13 @@ def detection_rates(chosen: list[int], kept: list[int], malicious: set[int]) -> 
 @OBSERVATIONS.register("detection")
 @dataclass
 class Detection(Observation):
-    """Records each round's detection rates of the aggregator (``detection_rates``)."""
+    """Records each round's detection rates of the aggregator (``detection_rates``); a client
+    counts as malicious in the rounds its attack is on, honest before its ``start_round``."""
 
     def observer(self, federation) -> Callable:
-        malicious = federation.malicious_clients
-
         def observe(record) -> dict:
-            return detection_rates(record.client_ids, record.kept_clients, malicious)
+            return detection_rates(record.client_ids, record.kept_clients,
+                                   federation.attacking_clients(record.round))
 
         return observe
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from .checks import Checked, check, is_int
+from .checks import MAX_ROUNDS, Checked, check, check_int, is_int
 from .registry import Registry
 
 # The federation (``fltutor.federation``) is built from these parts and so sits above them: the
@@ -94,6 +94,7 @@ def known_options(kind: type, options: Any, what: str) -> dict:
 class Attack(Part):
     """An attacker spec: the ``clients`` it controls and how they behave.
 
+    From ``start_round`` on they attack; before it they are honest clients.
     All its clients act together: an attack on updates sees all their trained updates at once
     and decides what each of them submits (they collude). Two attacks that must not collude are
     two specs. The federation asks an attack four things, in this order:
@@ -106,14 +107,23 @@ class Attack(Part):
     """
 
     clients: tuple[int, ...] = (0,)
+    start_round: int = 1
 
     def validate(self) -> None:
         check_clients(self.clients)
+        check_int("start_round", self.start_round, 1, MAX_ROUNDS)
 
     def check_fits(self, config) -> None:
         check(max(self.clients) < config.num_clients, "clients", self.clients,
               f"client indices from 0 to {config.num_clients - 1} (num_clients="
               f"{config.num_clients})")
+        check(self.start_round <= config.num_rounds, "start_round", self.start_round,
+              f"a round from 1 to num_rounds={config.num_rounds}")
+
+    def attacking(self, round_index: int) -> bool:
+        """Whether its clients attack in round ``round_index``: from ``start_round`` on (before
+        it they train and submit honestly, and count as honest in the detection rates)."""
+        return round_index >= self.start_round
 
     def placement(self) -> dict[int, tuple[int, ...]]:
         """Classes that each of this attack's clients must not hold (none by default)."""

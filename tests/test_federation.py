@@ -247,3 +247,21 @@ def test_quick_fedavg_learns_mnist(mnist_small):
     accuracies = [entry["test_accuracy"] for entry in federation.history]
     assert accuracies[-1] > 0.7
     assert accuracies[-1] > accuracies[0] - 0.05
+
+
+def test_an_attacker_counts_as_honest_in_the_detection_rates_until_its_attack_starts(mnist_tiny):
+    from fltutor.aggregators import Krum
+    from fltutor.recipes.byzantine import ByzantineConfig
+
+    # Prepare: five clients, client 0 flips its sign from round 2 on, Krum picks one update.
+    config = ByzantineConfig(model="classifier", num_clients=5, num_rounds=2, batch_size=20,
+                             max_per_class=20, max_test=100, device="cpu", attack="sign-flip",
+                             malicious=1, attack_options={"start_round": 2},
+                             aggregator=Krum(num_malicious=1))
+    # Execute
+    history = Federation.build(config, mnist_tiny).run(progress=False)
+    # Assert: no attacker in round 1 (all five honest), one in round 2
+    assert history[0]["detection_tpr"] is None
+    assert history[0]["detection_fpr"] == pytest.approx(4 / 5)  # Krum keeps one of five
+    assert history[1]["detection_tpr"] in (0.0, 1.0)
+    assert history[1]["detection_fpr"] == pytest.approx(1 - (history[1]["detection_tpr"] == 1) / 4)

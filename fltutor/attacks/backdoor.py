@@ -36,8 +36,8 @@ from torch import nn
 
 from ..checks import MAX_SAMPLES, check, check_bool, check_class, check_int, check_number, is_int
 from ..federation import Client, ClientUpdate
-from ..parts import ATTACKS
-from .byzantine import MAX_FACTOR, FromRound
+from ..parts import ATTACKS, Attack
+from .byzantine import MAX_FACTOR
 
 #: Height and width of the images of fltutor.data.
 IMAGE_SIZE = 28
@@ -182,7 +182,7 @@ class BackdoorClient(Client):
 
 @ATTACKS.register("backdoor")
 @dataclass
-class Backdoor(FromRound):
+class Backdoor(Attack):
     """BadNets in federated learning, optionally with model replacement.
 
     Each of its clients poisons ``fraction`` of its own images (``poison``: the trigger, a white

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..checks import (MAX_CLIENTS, MAX_RATE, MAX_ROUNDS, check, check_bool, check_choice,
+from ..checks import (MAX_CLIENTS, MAX_RATE, check, check_bool, check_choice,
                       check_int, check_number)
 from ..parts import ATTACKS, Attack, OmniscientAttack
 
@@ -258,26 +258,7 @@ def min_max(honest_updates: torch.Tensor, num_malicious: int,
 # The specs that put these attacks into a federation ----------------------------------------------
 
 @dataclass
-class FromRound(Attack):
-    """An attack whose clients train and submit honestly until ``start_round``."""
-
-    start_round: int = 1
-
-    def validate(self) -> None:
-        super().validate()
-        check_int("start_round", self.start_round, 1, MAX_ROUNDS)
-
-    def check_fits(self, config) -> None:
-        super().check_fits(config)
-        check(self.start_round <= config.num_rounds, "start_round", self.start_round,
-              f"a round from 1 to num_rounds={config.num_rounds}")
-
-    def attacking(self, round_index: int) -> bool:
-        return round_index >= self.start_round
-
-
-@dataclass
-class OwnUpdateAttack(FromRound):
+class OwnUpdateAttack(Attack):
     """An attack that only transforms what its own clients trained (``craft``)."""
 
     def tamper(self, own_updates: torch.Tensor, round_index: int) -> torch.Tensor:
@@ -288,7 +269,7 @@ class OwnUpdateAttack(FromRound):
 
 
 @dataclass
-class KnowingAttack(FromRound, OmniscientAttack):
+class KnowingAttack(OmniscientAttack):
     """An attack that crafts its submissions from the benign updates of the round (``craft``).
 
     With fewer than two benign updates to learn from there is no spread to hide in: its

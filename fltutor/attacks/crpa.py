@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..checks import MAX_GENERATED, MAX_ROUNDS, check, check_bool, check_int
+from ..checks import MAX_GENERATED, check, check_bool, check_int
 from ..federation import Client
 from ..metrics import AttackAccuracy
 from ..models import MODELS, Generator
@@ -71,14 +71,12 @@ class TargetedPoisoning(Attack):
 
     generate_class: int = 4
     target_class: int = 9
-    start_round: int = 1
     poison_count: int = 500
     free_rider: bool = False
 
     def validate(self) -> None:
         super().validate()
         AttackAccuracy(self.generate_class, self.target_class)  # the same checks on G and T
-        check_int("start_round", self.start_round, 1, MAX_ROUNDS)
         check_int("poison_count", self.poison_count, 1, MAX_GENERATED)
         check_bool("free_rider", self.free_rider)
         check(not (self.free_rider and self.start_round > 1), "free_rider", self.free_rider,
@@ -88,8 +86,6 @@ class TargetedPoisoning(Attack):
     def check_fits(self, config) -> None:
         super().check_fits(config)
         AttackAccuracy(self.generate_class, self.target_class).check_fits(config)
-        check(self.start_round <= config.num_rounds, "start_round", self.start_round,
-              f"a round from 1 to num_rounds={config.num_rounds}")
         check(config.partition != "iid", "partition", config.partition,
               f"one of {', '.join(p for p in PARTITIONS.names() if p != 'iid')}: under iid the "
               f"attacker would hold generate_class={self.generate_class} and "
