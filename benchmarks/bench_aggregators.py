@@ -2,8 +2,8 @@
 
 What it measures: one call of each registered rule on random updates (``torch.randn``, global
 seed 0) of ``[num_clients, num_params]``, for 10, 100 and 1,000 clients and the parameter counts
-of the CRPA study's classifier and of the Byzantine study's LeNet-5 (conv 32 and 64 channels
-5x5, fc 512; not the classic 6 and 16 channel LeNet-5 that ``MODELS["lenet5"]`` builds). Rules that assume ``num_malicious`` attackers get f = 10% of the
+of the CRPA study's classifier and of the Byzantine study's LeNet-5 (``lenet5-wide``: conv 32
+and 64 channels 5x5, fc 512). Rules that assume ``num_malicious`` attackers get f = 10% of the
 clients; the trimmed mean trims 10% per side; DnC and FreqFed run with their defaults.
 
 Memory: the updates alone are num_clients * num_params * 4 bytes (1,000 LeNet-5 updates: 2.3 GB)
@@ -32,17 +32,12 @@ COPIES = {"mean": 0, "krum": 2, "multi-krum": 2, "median": 1, "trimmed-mean": 3.
           "norm-clipping": 1, "dnc": 0.1, "freqfed": 2}
 
 
-def classifier_parameters() -> int:
-    return sum(p.numel() for p in MODELS["classifier"](11).parameters())  # 10 classes + "fake"
+def parameters(model: str) -> int:
+    """How many numbers an update of ``model`` holds, for MNIST's 10 classes."""
+    return sum(p.numel() for p in MODELS[model](10).parameters())
 
 
-def lenet5_32_64_parameters() -> int:
-    """The Byzantine study's LeNet-5 on 28x28 images: conv 5x5 -> 24, pool -> 12, conv 5x5 -> 8,
-    pool -> 4, then 4 * 4 * 64 inputs to fc 512 and 10 outputs (weights + biases per layer)."""
-    return (1 * 32 * 25 + 32) + (32 * 64 * 25 + 64) + (64 * 4 * 4 * 512 + 512) + (512 * 10 + 10)
-
-
-MODEL_SIZES = {"classifier": classifier_parameters, "lenet5-32-64": lenet5_32_64_parameters}
+MODEL_SIZES = ("classifier", "lenet5-wide")
 
 
 def spec_for(name: str, num_clients: int):
@@ -78,7 +73,7 @@ def main() -> None:
     if not set(chosen) <= set(MODEL_SIZES):
         parser.error(f"models={args.models!r} is not allowed: use names from {', '.join(MODEL_SIZES)}")
     models = ({"quick": QUICK_PARAMS} if scales == ["quick"] else
-              {name: MODEL_SIZES[name]() for name in chosen})
+              {name: parameters(name) for name in chosen})
     print_machine(args.markdown)
     print(f"Seconds per aggregation (median of {repeats} after a warm-up); random float32 updates, "
           f"torch seed 0; f = 10% of the clients; skip = estimated peak over "

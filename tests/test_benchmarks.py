@@ -53,6 +53,24 @@ def test_fedavg_benchmark_times_engine_and_loop():
     assert all(float(row[6]) > 0 for row in rows if row[2] == "engine")  # plain / engine
 
 
+def test_aggregators_benchmark_times_every_rule():
+    from fltutor.aggregators import AGGREGATORS
+
+    rows = run_benchmark("bench_aggregators.py", "--quick", "--rounds", "1")
+    assert [row[3] for row in rows] == ["10", "30"]  # clients
+    assert all(len(row) == 4 + len(AGGREGATORS.names()) for row in rows)
+    assert all(float(cell) > 0 for row in rows for cell in row[4:])
+
+
+def test_byzantine_benchmark_times_every_scenario_and_its_rule():
+    rows = run_benchmark("bench_byzantine.py", "--rounds", "1", "--max-per-class", "3",
+                         "--model", "classifier")
+    assert ["cpu", "3 x sign-flip", "krum"] in [row[:3] for row in rows]
+    for row in rows:
+        per_round, rule = float(row[3]), float(row[4])
+        assert 0 < rule < per_round  # the aggregation is timed inside the round
+
+
 def tiny_notebook(folder: Path, name: str, *sources: str) -> None:
     """Write ``folder/NAME.ipynb`` with one markdown cell and a code cell per source."""
     import nbformat
