@@ -324,7 +324,7 @@ def kept_grid(history: list[dict], num_clients: int, malicious: set[int] = froze
     for client, label in enumerate(ax.get_xticklabels()):
         label.set_color("red" if client in malicious else "black")
     ax.set_yticks(range(len(history)), [str(r["round"]) for r in history])
-    ax.set_xlabel("client (red: malicious)")
+    ax.set_xlabel("client (red: malicious); black: kept, white: left out, grey: not chosen")
     ax.set_ylabel("round")
     ax.set_title(title)
     return fig
