@@ -143,8 +143,11 @@ class Attack(Part):
         """The federation's one step between local training and aggregation.
 
         It hands every attack the honest updates of the round; a plain ``Attack`` passes on only
-        its own clients' updates to ``tamper``: it does not see the others.
+        its own clients' updates to ``tamper``: it does not see the others. Before
+        ``start_round`` its clients submit what they trained.
         """
+        if not self.attacking(round_index):
+            return own_updates
         return self.tamper(own_updates, round_index)
 
     def tamper(self, own_updates: torch.Tensor, round_index: int) -> torch.Tensor:
@@ -160,7 +163,7 @@ class OmniscientAttack(Attack):
 
     def submit(self, own_updates: torch.Tensor, honest_updates: torch.Tensor,
                round_index: int) -> torch.Tensor:
-        if len(honest_updates) == 0:  # no honest client took part this round: nothing to exploit
+        if not self.attacking(round_index) or len(honest_updates) == 0:  # nothing to exploit
             return own_updates
         return self.tamper(own_updates, honest_updates, round_index)
 

@@ -262,7 +262,7 @@ class OwnUpdateAttack(Attack):
     """An attack that only transforms what its own clients trained (``craft``)."""
 
     def tamper(self, own_updates: torch.Tensor, round_index: int) -> torch.Tensor:
-        return self.craft(own_updates) if self.attacking(round_index) else own_updates
+        return self.craft(own_updates)
 
     def craft(self, own_updates: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -279,7 +279,7 @@ class KnowingAttack(OmniscientAttack):
     def tamper(self, own_updates: torch.Tensor, honest_updates: torch.Tensor,
                round_index: int) -> torch.Tensor:
         known = self.known_updates(own_updates, honest_updates)
-        if not self.attacking(round_index) or len(known) < 2:
+        if len(known) < 2:
             return own_updates
         return self.craft(known, num_clients=len(own_updates) + len(honest_updates),
                           num_malicious=len(own_updates))
