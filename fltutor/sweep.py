@@ -332,12 +332,11 @@ ROBUSTNESS_RESULTS = Results(RobustnessKey, ROBUSTNESS_FIELDS)
 
 
 def robustness_attacks() -> list[str]:
-    """The attacks of Byzantine runs and robustness sweeps: ``none`` and every registered attack
-    but the CRPA study's (``fltutor crpa`` runs those: they need a class pair and a placement)."""
-    from .attacks import ATTACKS
-    from .recipes.crpa import CRPA_ATTACKS
+    """The attacks of Byzantine runs and robustness sweeps (``BYZANTINE_ATTACKS``), imported
+    only when asked for: the command line reads them lazily."""
+    from .recipes.byzantine import BYZANTINE_ATTACKS
 
-    return ["none", *(name for name in ATTACKS.names() if name not in CRPA_ATTACKS)]
+    return list(BYZANTINE_ATTACKS)
 
 
 def robustness_config(base: ByzantineConfig, key: RobustnessKey) -> ByzantineConfig:

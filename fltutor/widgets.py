@@ -7,8 +7,10 @@ notebook run without a frontend (nbval) gets the same numbers by calling those f
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
+import json
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -18,6 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import HTML
 
+from .aggregators import AGGREGATORS
 from .attacks.crpa import Reconstruction
 from .checks import check_choice
 from .config import FedConfig, resolve_device
@@ -25,8 +28,10 @@ from .data import DATASETS, Data, load
 from .federation import Federation, Observer, RoundRecord
 from .partition import STUDY_ALPHAS
 from .parts import ATTACKS, Defense, Part
+from .recipes.byzantine import (BYZANTINE_ATTACKS, BYZANTINE_PROFILES, ByzantineConfig,
+                                history_summary)
 from .recipes.crpa import CRPA_ATTACKS, GAN_ATTACKS, CRPAConfig, generated_samples
-from .viz import (metric_curves, pair_name, partition_comparison, partition_heatmap,
+from .viz import (kept_grid, metric_curves, pair_name, partition_comparison, partition_heatmap,
                   samples_over_rounds)
 
 
@@ -618,19 +623,6 @@ def check_answer(answer: Any, is_correct: Callable[[Any], bool], hint: str = "")
 
 # ----------------------------------------------------------------------------------------------
 # Robust aggregation (notebook 05): Byzantine runs kept by their settings, and their explorer.
-# (Its imports stand here, beside the code that uses them; the module's others are at the top.)
-
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-
-from .aggregators import AGGREGATORS  # noqa: E402
-from .recipes.byzantine import BYZANTINE_PROFILES, ByzantineConfig  # noqa: E402
-from .viz import kept_grid  # noqa: E402
-
-#: The attacks the Byzantine explorer offers: ``none`` and every registered attack but the CRPA
-#: study's, which need a class pair and a generator (notebooks 02 to 04).
-BYZANTINE_ATTACKS = ("none", *(name for name in ATTACKS.names()
-                               if name not in CRPA_ATTACKS and name not in GAN_ATTACKS))
 
 #: What a run without attackers ignores: two such runs that differ only here are the same run.
 ATTACK_SETTINGS = ("attack", "malicious", "attack_options", "collude")
@@ -659,31 +651,6 @@ def run_key(config: FedConfig) -> str:
     if not config.malicious_clients:
         settings = {name: value for name, value in settings.items() if name not in ATTACK_SETTINGS}
     return json.dumps(settings, sort_keys=True, default=repr)
-
-
-def history_summary(history: list[dict]) -> dict:
-    """A run's headline numbers: final accuracy, mean detection rates, backdoor success.
-
-    The detection rates are means over the rounds that have one (``None`` without attackers, for
-    ``detection_tpr``); a backdoor adds its last and its highest success rate.
-
-    >>> rounds = [{"test_accuracy": 0.5, "detection_tpr": 1.0, "detection_fpr": 0.5},
-    ...           {"test_accuracy": 0.7, "detection_tpr": 0.5, "detection_fpr": 0.0}]
-    >>> history_summary(rounds)
-    {'final_test_accuracy': 0.7, 'mean_detection_tpr': 0.75, 'mean_detection_fpr': 0.25}
-    """
-
-    def mean_of(metric: str) -> float | None:
-        values = [r[metric] for r in history if r.get(metric) is not None]
-        return sum(values) / len(values) if values else None
-
-    summary = {"final_test_accuracy": history[-1]["test_accuracy"],
-               "mean_detection_tpr": mean_of("detection_tpr"),
-               "mean_detection_fpr": mean_of("detection_fpr")}
-    if "backdoor_success" in history[-1]:
-        summary["final_backdoor_success"] = history[-1]["backdoor_success"]
-        summary["max_backdoor_success"] = max(r["backdoor_success"] for r in history)
-    return summary
 
 
 class LiveKept:

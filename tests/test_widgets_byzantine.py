@@ -13,9 +13,9 @@ import pytest
 from fltutor import widgets
 from fltutor.federation import Federation
 from fltutor.recipes.byzantine import ByzantineConfig
-from fltutor.widgets import (BYZANTINE_ATTACKS, ByzantineExplorer, ByzantineRuns, LivePlot,
-                             byzantine_label, history_summary, kept_grids, run_key,
-                             without_attack)
+from fltutor.recipes.byzantine import BYZANTINE_ATTACKS, history_summary
+from fltutor.widgets import (ByzantineExplorer, ByzantineRuns, LivePlot, byzantine_label,
+                             kept_grids, run_key, without_attack)
 
 
 def tiny(**overrides) -> ByzantineConfig:

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from ..aggregators import AGGREGATORS, Rule
 from ..attacks import ATTACKS
+from ..attacks.crpa import TargetedPoisoning
 from ..checks import MAX_CLIENTS, check, check_bool, check_choice, check_int
 from ..config import FedConfig, default_profile
 from ..experiments import claim_out_dir, run_in_claimed_dir, save_figure
@@ -30,6 +31,11 @@ from ..federation import Federation
 from ..metrics import Detection
 from ..parts import Attack, Observation, known_options
 from ..viz import kept_grid, metric_curves
+
+#: The attacks a Byzantine run takes: ``none`` and every registered attack but the CRPA study's,
+#: which need a class pair and a placement (``fltutor.recipes.crpa``).
+BYZANTINE_ATTACKS = ("none", *(name for name in ATTACKS.names()
+                               if not issubclass(ATTACKS[name], TargetedPoisoning)))
 
 #: What each profile changes in ``fltutor.config.PROFILES``.
 BYZANTINE_PROFILES: dict[str, dict[str, Any]] = {
@@ -117,17 +123,32 @@ def run_byzantine(config: ByzantineConfig, out_dir: str | Path, progress: bool =
 
 
 def byzantine_summary(federation: Federation) -> dict:
-    """Mean detection rates over the rounds so far, and the last backdoor success if any."""
-    history = federation.history
+    """The run's ``history_summary``, for metrics.json."""
+    return history_summary(federation.history)
+
+
+def history_summary(history: list[dict]) -> dict:
+    """A run's headline numbers: final accuracy, mean detection rates, backdoor success.
+
+    The detection rates are means over the rounds that have one (``None`` without attackers, for
+    ``detection_tpr``); a backdoor adds its last and its highest success rate.
+
+    >>> rounds = [{"test_accuracy": 0.5, "detection_tpr": 1.0, "detection_fpr": 0.5},
+    ...           {"test_accuracy": 0.7, "detection_tpr": 0.5, "detection_fpr": 0.0}]
+    >>> history_summary(rounds)
+    {'final_test_accuracy': 0.7, 'mean_detection_tpr': 0.75, 'mean_detection_fpr': 0.25}
+    """
 
     def mean_of(metric: str) -> float | None:
         values = [r[metric] for r in history if r.get(metric) is not None]
         return sum(values) / len(values) if values else None
 
-    summary = {"mean_detection_tpr": mean_of("detection_tpr"),
+    summary = {"final_test_accuracy": history[-1]["test_accuracy"],
+               "mean_detection_tpr": mean_of("detection_tpr"),
                "mean_detection_fpr": mean_of("detection_fpr")}
     if "backdoor_success" in history[-1]:
         summary["final_backdoor_success"] = history[-1]["backdoor_success"]
+        summary["max_backdoor_success"] = max(r["backdoor_success"] for r in history)
     return summary
 
 
