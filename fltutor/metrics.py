@@ -294,3 +294,88 @@ def reconstruction_quality(fakes: torch.Tensor, real_of_class: torch.Tensor, jud
         "judge_accuracy": (probabilities.argmax(dim=1) == generate_class).float().mean().item(),
         "ssim_nearest": nearest_ssim(fakes, real_of_class).mean().item(),
     }
+
+
+# Scoring a reconstruction against the private images it came from (gradient inversion, the
+# curious client). Images are in [-1, 1], as everywhere in fltutor: a data range of 2.
+
+#: The range of fltutor's pixel values, [-1, 1]: what PSNR and SSIM measure an error against.
+PIXEL_RANGE = 2.0
+
+
+def matched_order(reconstructions: torch.Tensor, originals: torch.Tensor) -> torch.Tensor:
+    """For each original, the index of the reconstruction assigned to it, by least total MSE.
+
+    A gradient does not say in which order a batch's images were, so reconstructions are scored
+    after the optimal one-to-one assignment (the Hungarian method, Kuhn 1955, in scipy's
+    ``linear_sum_assignment``) between reconstructions and originals on pixel MSE, as in
+    Geiping et al. (2020). With more reconstructions than originals the extra ones are left out.
+
+    >>> a, b = torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)
+    >>> matched_order(torch.cat([b, a]), torch.cat([a, b])).tolist()
+    [1, 0]
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    check(len(reconstructions) >= len(originals), "reconstructions", len(reconstructions),
+          f"at least as many images as the {len(originals)} originals")
+    cost = torch.cdist(originals.flatten(1).double(), reconstructions.flatten(1).double()) ** 2
+    rows, columns = linear_sum_assignment(cost.cpu().numpy())
+    return torch.as_tensor(columns[rows.argsort()], device=reconstructions.device)
+
+
+def psnr(reconstructions: torch.Tensor, originals: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio of each image pair, in dB: 10 log10(range^2 / MSE).
+
+    30 dB in [-1, 1] is a mean squared error of 0.004 (a pixel off by about 0.06 of the range
+    on average): to the eye, the same image. Identical images give infinity.
+
+    >>> psnr(torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.2)).round().tolist()
+    [20.0]
+    """
+    mse = (reconstructions - originals).flatten(1).pow(2).mean(dim=1)
+    return 10 * torch.log10(PIXEL_RANGE ** 2 / mse)
+
+
+def ssim(reconstructions: torch.Tensor, originals: torch.Tensor) -> torch.Tensor:
+    """Structural similarity of each image pair (Wang et al. 2004), torchmetrics' implementation;
+    1 means identical."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    return structural_similarity_index_measure(reconstructions.float(), originals.float(),
+                                               data_range=PIXEL_RANGE, reduction="none")
+
+
+def rmse(reconstructions: torch.Tensor, originals: torch.Tensor) -> torch.Tensor:
+    """Root mean squared pixel error of each image pair, in units of [-1, 1] (the curious-client
+    study's measure, arXiv 2506.11413: lower is a better reconstruction).
+
+    >>> rmse(torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.5)).tolist()
+    [0.5]
+    """
+    return (reconstructions - originals).flatten(1).pow(2).mean(dim=1).sqrt()
+
+
+def reconstruction_scores(reconstructions: torch.Tensor, originals: torch.Tensor,
+                          labels: torch.Tensor | None = None,
+                          true_labels: torch.Tensor | None = None) -> dict:
+    """Mean MSE, RMSE, PSNR and SSIM of reconstructions against the originals, each
+    reconstruction first matched to an original (``matched_order``); with labels, the share of
+    matched pairs whose recovered label is right (``label_accuracy``). PSNR's mean is over
+    finite values, capped at 100 dB for a perfect copy, so one exact image does not make it
+    infinite.
+
+    >>> x = torch.rand(3, 1, 8, 8) * 2 - 1
+    >>> scores = reconstruction_scores(x.flip(0), x)
+    >>> scores["mse"], scores["ssim"]
+    (0.0, 1.0)
+    """
+    order = matched_order(reconstructions, originals)
+    matched = reconstructions[order].to(originals.dtype)
+    scores = {"mse": (matched - originals).pow(2).mean().item(),
+              "rmse": rmse(matched, originals).mean().item(),
+              "psnr": psnr(matched, originals).clamp(max=100.0).mean().item(),
+              "ssim": ssim(matched, originals).mean().item()}
+    if labels is not None and true_labels is not None:
+        scores["label_accuracy"] = (labels[order] == true_labels).float().mean().item()
+    return scores
