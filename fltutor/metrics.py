@@ -303,25 +303,30 @@ def reconstruction_quality(fakes: torch.Tensor, real_of_class: torch.Tensor, jud
 PIXEL_RANGE = 2.0
 
 
-def matched_order(reconstructions: torch.Tensor, originals: torch.Tensor) -> torch.Tensor:
-    """For each original, the index of the reconstruction assigned to it, by least total MSE.
+def matched_pairs(reconstructions: torch.Tensor, originals: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which reconstruction goes with which original: index tensors ``(rows, columns)`` such that
+    ``reconstructions[rows][i]`` is paired with ``originals[columns][i]``, by least total MSE.
 
     A gradient does not say in which order a batch's images were, so reconstructions are scored
     after the optimal one-to-one assignment (the Hungarian method, Kuhn 1955, in scipy's
     ``linear_sum_assignment``) between reconstructions and originals on pixel MSE, as in
-    Geiping et al. (2020). With more reconstructions than originals the extra ones are left out.
+    Geiping et al. (2020). The smaller set is paired completely: with more originals (a curious
+    client's peers hold hundreds of images) each reconstruction gets the original it fits best
+    that no other one took; with more reconstructions the extra ones are left out. The pairs come
+    in the order of the originals' indices.
 
     >>> a, b = torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)
-    >>> matched_order(torch.cat([b, a]), torch.cat([a, b])).tolist()
-    [1, 0]
+    >>> [t.tolist() for t in matched_pairs(torch.cat([b, a]), torch.cat([a, b]))]
+    [[1, 0], [0, 1]]
     """
     from scipy.optimize import linear_sum_assignment
 
-    check(len(reconstructions) >= len(originals), "reconstructions", len(reconstructions),
-          f"at least as many images as the {len(originals)} originals")
-    cost = torch.cdist(originals.flatten(1).double(), reconstructions.flatten(1).double()) ** 2
+    cost = torch.cdist(reconstructions.flatten(1).double(), originals.flatten(1).double()) ** 2
     rows, columns = linear_sum_assignment(cost.cpu().numpy())
-    return torch.as_tensor(columns[rows.argsort()], device=reconstructions.device)
+    by_original = columns.argsort()
+    return (torch.as_tensor(rows[by_original], device=reconstructions.device),
+            torch.as_tensor(columns[by_original], device=originals.device))
 
 
 def psnr(reconstructions: torch.Tensor, originals: torch.Tensor) -> torch.Tensor:
@@ -359,9 +364,9 @@ def rmse(reconstructions: torch.Tensor, originals: torch.Tensor) -> torch.Tensor
 def reconstruction_scores(reconstructions: torch.Tensor, originals: torch.Tensor,
                           labels: torch.Tensor | None = None,
                           true_labels: torch.Tensor | None = None) -> dict:
-    """Mean MSE, RMSE, PSNR and SSIM of reconstructions against the originals, each
-    reconstruction first matched to an original (``matched_order``); with labels, the share of
-    matched pairs whose recovered label is right (``label_accuracy``). PSNR's mean is over
+    """Mean MSE, RMSE, PSNR and SSIM of reconstructions against the originals, over the pairs of
+    ``matched_pairs``; with labels, the share of those pairs whose recovered label is right
+    (``label_accuracy``). PSNR's mean is over
     finite values, capped at 100 dB for a perfect copy, so one exact image does not make it
     infinite.
 
@@ -370,12 +375,12 @@ def reconstruction_scores(reconstructions: torch.Tensor, originals: torch.Tensor
     >>> scores["mse"], scores["ssim"]
     (0.0, 1.0)
     """
-    order = matched_order(reconstructions, originals)
-    matched = reconstructions[order].to(originals.dtype)
+    rows, columns = matched_pairs(reconstructions, originals)
+    matched, originals = reconstructions[rows].to(originals.dtype), originals[columns]
     scores = {"mse": (matched - originals).pow(2).mean().item(),
               "rmse": rmse(matched, originals).mean().item(),
               "psnr": psnr(matched, originals).clamp(max=100.0).mean().item(),
               "ssim": ssim(matched, originals).mean().item()}
     if labels is not None and true_labels is not None:
-        scores["label_accuracy"] = (labels[order] == true_labels).float().mean().item()
+        scores["label_accuracy"] = (labels[rows] == true_labels[columns]).float().mean().item()
     return scores
