@@ -332,6 +332,63 @@ def command_sweep(args: argparse.Namespace) -> None:
     print(f"{len(results)} runs in {args.out}/results.jsonl; figures {figures} in {args.out}")
 
 
+def inversion_methods() -> list[str]:
+    from .attacks.inversion import METHODS
+
+    return list(METHODS)
+
+
+def model_names() -> list[str]:
+    from .models import MODELS
+
+    return MODELS.names()
+
+
+def command_invert(args: argparse.Namespace) -> None:
+    from .recipes.inversion import InversionConfig, run_inversion
+
+    config = InversionConfig(method=args.method, model=args.model, dataset=args.dataset,
+                             batch_size=args.batch_size, seed=args.seed, device=args.device,
+                             data_root=args.data_root, allow_fallback=args.fallback,
+                             **given(args, "iterations", "local_steps", "local_lr",
+                                     "trained_rounds", "first_image"))
+    summary = run_inversion(config, args.out, progress=False, force=args.force)["summary"]
+    print(f"{config.method} on {config.model}, batch {config.batch_size}: PSNR "
+          f"{summary['psnr']:.1f} dB, SSIM {summary['ssim']:.3f}, labels "
+          f"{summary['label_accuracy']:.0%} right after {summary['iterations_run']} iterations "
+          f"({summary['total_seconds']:.1f} s); results in {args.out}")
+
+
+def add_invert_command(commands) -> None:
+    invert = commands.add_parser("invert", help="gradient inversion: DLG, iDLG or Inverting "
+                                 "Gradients on one batch of test images")
+    invert.add_argument("--method", required=True, choices=RegistryNames(inversion_methods),
+                        metavar="METHOD", help="%(choices)s")
+    invert.add_argument("--model", required=True, choices=RegistryNames(model_names),
+                        metavar="MODEL", help="%(choices)s")
+    invert.add_argument("--dataset", default="mnist", help=", ".join(DATASETS.names()))
+    invert.add_argument("--batch-size", type=int, required=True, help="images in the batch")
+    invert.add_argument("--iterations", type=int, help="optimiser steps (default: the "
+                        "method's: 300 for DLG and iDLG, 1000 for IG)")
+    invert.add_argument("--local-steps", type=int, help="0: the client sends a gradient "
+                        "(FedSGD, the default); S: its update after S local steps (FedAvg)")
+    invert.add_argument("--local-lr", type=float, help="the client's local learning rate "
+                        "(with --local-steps; default 0.1)")
+    invert.add_argument("--trained-rounds", type=int, help="train the model R FedAvg rounds "
+                        "before the attack (default: 0, untrained)")
+    invert.add_argument("--first-image", type=int, help="the batch starts at this test image "
+                        "(default: 0)")
+    invert.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    invert.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    invert.add_argument("--data-root", help="dataset folder (default: $FLTUTOR_DATA or a cache)")
+    invert.add_argument("--fallback", action="store_true",
+                        help="offline without data: use the small embedded digits dataset")
+    invert.add_argument("--out", required=True, type=folder, help="output directory")
+    invert.add_argument("--force", action="store_true",
+                        help="run again even if --out holds this run finished")
+    invert.set_defaults(handler=command_invert)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="fltutor", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"fltutor {__version__}")
@@ -428,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
                             metavar="ALPHA", help="data splits: iid or a Dirichlet alpha "
                             "(default: iid)")
     robustness.set_defaults(handler=command_sweep_robustness)
+
+    add_invert_command(commands)
     return parser
 
 

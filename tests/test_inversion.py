@@ -222,3 +222,24 @@ def test_an_observation_that_does_not_fit_the_model_is_refused():
         idlg(model, [torch.zeros(3)], Knowledge())
     with pytest.raises(ValueError, match="method='magic' is not allowed"):
         invert("magic", model, [], Knowledge())
+
+
+def test_an_eavesdropping_server_inverts_one_clients_update_every_k_rounds(mnist_tiny):
+    from fltutor.attacks.eavesdropper import GradientInversion
+    from fltutor.config import FedConfig
+    from fltutor.federation import Federation
+    from fltutor.parts import OBSERVATIONS
+
+    assert OBSERVATIONS["gradient-inversion"] is GradientInversion
+    spy = GradientInversion(client=0, every=2, images=4, iterations=150)
+    config = FedConfig(model="lenet5-wide", num_clients=50, num_rounds=2, batch_size=4,
+                       optimizer="sgd", lr=0.05, observations=(spy,))
+    federation = Federation.build(config, mnist_tiny)  # 4 images per client: one local step
+    first, second = federation.run(progress=False)
+    assert first["inversion_psnr"] is None and second["inversion_psnr"] is not None
+    assert second["inversion_label_accuracy"] == 1.0 and second["inversion_ssim"] > 0.15
+    victim = federation.clients[0]
+    noise = torch.rand_like(victim.x) * 2 - 1  # control: what a blind guess scores
+    assert second["inversion_psnr"] > reconstruction_scores(noise, victim.x)["psnr"] + 5
+    with pytest.raises(ValueError, match="client=50 is not allowed"):
+        FedConfig(num_clients=50, observations=(GradientInversion(client=50),))

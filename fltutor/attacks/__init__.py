@@ -12,6 +12,6 @@ attack is adding a module, its registered spec, and its import here.
 """
 
 from ..parts import ATTACKS
-from . import backdoor, byzantine, crpa
+from . import backdoor, byzantine, crpa, eavesdropper
 
-__all__ = ["ATTACKS", "backdoor", "byzantine", "crpa"]
+__all__ = ["ATTACKS", "backdoor", "byzantine", "crpa", "eavesdropper"]
