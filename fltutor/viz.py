@@ -371,3 +371,18 @@ def robustness_heatmap(results: list[dict], value: str = "final_test_accuracy",
     fig.colorbar(image, ax=axes[0].tolist(), label=value.replace("_", " "))
     fig.suptitle(title)
     return fig
+
+
+def reconstruction_pairs(originals, reconstructions, true_labels: Sequence[int] | None = None,
+                         labels: Sequence[int] | None = None, title: str = "reconstructions"):
+    """Originals (top row) over the reconstructions paired with them (bottom row), each pair in
+    the order of ``fltutor.metrics.matched_pairs``, the pairing its scores use."""
+    from .metrics import matched_pairs
+
+    rows, columns = matched_pairs(reconstructions, originals)
+    pick = lambda values, index: None if values is None else [values[i] for i in index.tolist()]  # noqa: E731
+    figure, axes = plt.subplots(2, 1, figsize=(max(2.4, 1.0 * len(originals)), 2.8))
+    image_grid(originals[columns], pick(true_labels, columns), ax=axes[0], title="originals")
+    image_grid(reconstructions[rows].clamp(-1, 1), pick(labels, rows), ax=axes[1], title=title)
+    figure.tight_layout()
+    return figure

@@ -29,8 +29,9 @@ from ..config import FedConfig, resolve_device
 from ..data import DATASETS, Data, load
 from ..experiments import claim_out_dir, save_figure, usable_out_dir, write_json
 from ..federation import Federation
-from ..metrics import evaluate, matched_pairs, reconstruction_scores
+from ..metrics import evaluate, reconstruction_scores
 from ..models import MODELS
+from ..viz import reconstruction_pairs
 
 #: The most rounds the victim model may be trained before the attack: enough to converge on
 #: MNIST at this small federation's scale.
@@ -166,26 +167,11 @@ def run_inversion(config: InversionConfig, out_dir: str | Path, progress: bool =
              "iterations": trace, "true_labels": labels.tolist(),
              "recovered_labels": result.labels.tolist(), "summary": summary, "finished": True}
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_figure(reconstruction_figure(result, images, labels, config), out_dir /
-                "reconstructions.png")
+    figure = reconstruction_pairs(images, result.images, labels.tolist(), result.labels.tolist(),
+                                  title=f"{config.method} on {config.model}")
+    save_figure(figure, out_dir / "reconstructions.png")
     write_json(out_dir / "metrics.json", final)
     if progress:
         print(f"{config.method}: PSNR {scores['psnr']:.1f} dB, SSIM {scores['ssim']:.3f}, "
               f"labels {scores['label_accuracy']:.0%} right after {result.iterations} iterations")
     return final
-
-
-def reconstruction_figure(result: Inversion, images: torch.Tensor, labels: torch.Tensor,
-                          config: InversionConfig):
-    """Originals (top) over their optimally paired reconstructions (bottom), with labels."""
-    import matplotlib.pyplot as plt
-
-    from ..viz import image_grid
-
-    rows, columns = matched_pairs(result.images, images)
-    figure, axes = plt.subplots(2, 1, figsize=(max(2.0, 0.9 * len(images)), 2.6))
-    image_grid(images[columns], labels[columns].tolist(), ax=axes[0], title="originals")
-    image_grid(result.images[rows].clamp(-1, 1), result.labels[rows].tolist(), ax=axes[1],
-               title=f"{config.method} on {config.model}")
-    figure.tight_layout()
-    return figure
