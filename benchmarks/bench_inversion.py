@@ -24,7 +24,7 @@ from statistics import median
 
 import torch
 
-from common import positive_int, print_machine, synchronize, table
+from common import chosen_devices, positive_int, print_machine, synchronize, table
 from fltutor.attacks.inversion import Knowledge, gradient, invert
 from fltutor.data import load
 from fltutor.metrics import psnr, reconstruction_scores
@@ -85,10 +85,7 @@ def main() -> None:
     if not set(methods) <= set(SETUPS):
         parser.error(f"methods={args.methods!r} is not allowed: use names from "
                      f"{', '.join(SETUPS)}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("device='cuda' is not allowed: this machine has no CUDA GPU")
-    devices = {"auto": ["cpu"] + (["cuda"] if torch.cuda.is_available() else []),
-               "cpu": ["cpu"], "cuda": ["cuda"]}[args.device]
+    devices = chosen_devices(parser, args.device)
     torch.set_num_threads(1)
     data = load("mnist", max_per_class=1, max_test=args.images)
     print_machine(args.markdown)

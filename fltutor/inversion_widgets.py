@@ -16,13 +16,13 @@ import time
 import ipywidgets as widgets
 import torch
 
+from . import widgets as notebook_widgets
 from .attacks.inversion import METHODS, Inversion
 from .data import Data
 from .metrics import reconstruction_scores
 from .models import MODELS
 from .recipes.inversion import MAX_TRAINED_ROUNDS, InversionConfig, attack_batch, victim_model
 from .viz import reconstruction_pairs
-from .widgets import show_in
 
 #: What each model's name says about it in the explorer's menu.
 MODEL_LABELS = {"lenet-dlg": "DLG's LeNet, sigmoid", "lenet-dlg-tanh": "DLG's LeNet, tanh",
@@ -55,7 +55,7 @@ class LiveReconstruction:
 
     def show(self, iteration: int, loss: float, images: torch.Tensor) -> None:
         psnr = reconstruction_scores(images.clamp(-1, 1), self.originals)["psnr"]
-        show_in(self.output, reconstruction_pairs(self.originals, images,
+        notebook_widgets.show_in(self.output, reconstruction_pairs(self.originals, images,
                                                   title=f"{self.method}, iteration {iteration}"))
         self.status.value = (f"iteration {iteration}: gradient distance {loss:.3g}, PSNR "
                              f"{psnr:.1f} dB ({time.perf_counter() - self.started:.0f} s)")

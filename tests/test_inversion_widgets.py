@@ -6,24 +6,12 @@ Every attack here is a few iterations on the CPU; the figures are collected, not
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
-import pytest
-
 import fltutor.inversion_widgets as inversion_widgets
 from fltutor.attacks.inversion import METHODS
 from fltutor.inversion_widgets import InversionExplorer, LiveReconstruction
 from fltutor.metrics import reconstruction_scores
 from fltutor.models import MODELS
 from fltutor.recipes.inversion import InversionConfig
-
-
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the live view would show, collected."""
-    figures = []
-    monkeypatch.setattr(inversion_widgets, "show_in", lambda output, figure: figures.append(figure))
-    yield figures
-    plt.close("all")
 
 
 def test_the_explorer_offers_every_method_and_the_registered_models(mnist_tiny):
