@@ -155,12 +155,12 @@ def test_restarts_keep_the_run_with_the_smallest_distance(mnist_small):
     x, y = mnist_small.test_x[:1], mnist_small.test_y[:1]
     model = victim("lenet5-wide")
     seen = gradient(model, x, y)
-    runs = [inverting_gradients(model, seen, Knowledge(), Settings(lr=0.1, iterations=15, seed=s))
-            for s in range(3)]
+    single = inverting_gradients(model, seen, Knowledge(), Settings(lr=0.1, iterations=15))
     best = inverting_gradients(model, seen, Knowledge(), Settings(lr=0.1, iterations=15,
-                                                                  restarts=3, seed=0))
-    first = runs[0]  # the first restart of seed 0 is the run of seed 0
-    assert best.losses[-1] <= first.losses[-1]
+                                                                  restarts=3))
+    # the first of the three restarts is the single run: the best of three is no worse
+    assert best.losses[-1] <= single.losses[-1]
+    assert best.iterations == 15
 
 
 def test_the_callback_sees_every_iteration_and_can_stop(mnist_small):
