@@ -32,6 +32,7 @@ here (``CuriousClient``'s defaults) are explained where they are made.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,7 +253,8 @@ class CuriousObserver:
     gradient estimated from before and after, its own autoencoder and prior, public settings).
     The scoring step reads ``peer_images``, all honest clients' training images pooled, and
     matches reconstructions to them optimally (``fltutor.metrics.matched_pairs``); it records
-    ``curious_rmse``, ``curious_psnr`` and ``curious_ssim`` (lower RMSE: more leaked) and keeps
+    ``curious_rmse``, ``curious_psnr`` and ``curious_ssim`` (lower RMSE: more leaked), and
+    ``curious_seconds``, the time reconstructing and scoring took; it keeps
     the last ``RoundReconstruction`` in ``latest`` for figures.
     """
 
@@ -276,6 +278,7 @@ class CuriousObserver:
     def __call__(self, record) -> dict:
         if (record.round - 1) % self.attack.every:
             return {}
+        start = time.perf_counter()
         load_flat_parameters(self.model, record.global_before)
         gradient = estimated_gradient(record.global_before, record.global_after, self.lr,
                                       self.local_steps)
@@ -287,7 +290,8 @@ class CuriousObserver:
         rows, columns = matched_pairs(images, self.peer_images)
         self.latest = RoundReconstruction(record.round, images[rows], labels[rows],
                                      self.peer_images[columns], scores)
-        return {f"curious_{name}": scores[name] for name in ("rmse", "psnr", "ssim")}
+        return {**{f"curious_{name}": scores[name] for name in ("rmse", "psnr", "ssim")},
+                "curious_seconds": round(time.perf_counter() - start, 4)}
 
 
 @ATTACKS.register("curious")
