@@ -40,7 +40,7 @@ CURIOUS_METRICS = ("curious_rmse", "curious_psnr", "curious_ssim")
 #: What each profile changes in ``fltutor.config.PROFILES``.
 CURIOUS_PROFILES: dict[str, dict[str, Any]] = {
     "quick": dict(num_clients=6, partition="dirichlet", alpha=0.5, num_rounds=10,
-                  max_per_class=60, max_test=500, batch_size=32, optimizer="sgd", lr=0.05,
+                  max_per_class=60, max_test=500, batch_size=32, optimizer="sgd", lr=0.1,
                   keep_optimizer_state=False),
     "paper": dict(dataset="fashion-mnist", num_clients=31, partition="dirichlet", alpha=0.5,
                   num_rounds=40, lr=5e-4, batch_size=100, max_per_class=None),
@@ -93,7 +93,7 @@ def figure_rounds(num_rounds: int, every: int, count: int = 3) -> set[int]:
     reconstructs in, spread from the first to the last.
 
     >>> sorted(figure_rounds(10, every=1))
-    [1, 6, 10]
+    [1, 5, 10]
     """
     rounds = np.arange(1, num_rounds + 1, every)
     return {int(rounds[i]) for i in np.linspace(0, len(rounds) - 1, min(count, len(rounds))).round()
