@@ -84,7 +84,8 @@ def test_dummy_count_is_batch_times_peers_up_to_the_budget():
 def first_round(mnist_small):
     """Round 1 of a federation of 4 clients with a curious client 0 that does not reconstruct
     by itself (every=100): the record, the observer and the gradient it estimates."""
-    config = CuriousConfig(**SMALL, num_rounds=1, seed=SEED, curious_options=dict(every=100, max_dummies=8))
+    config = CuriousConfig(**SMALL, num_rounds=1, seed=SEED,
+                           curious_options=dict(every=100, max_dummies=8))
     federation = Federation.build(config, data=mnist_small)
     observer = curious_observer(federation)
     record = federation.run_round()
