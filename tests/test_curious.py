@@ -102,10 +102,7 @@ def test_reconstructions_beat_random_codes_and_an_untrained_autoencoder(first_ro
                             observer.start_codes, observer.prior, observer.num_classes)
     rmse = reconstruction_scores(images, observer.peer_images)["rmse"]
     # Control 1: random codes of the prior, decoded (the decoder alone, no gradient, no data).
-    generator = torch.Generator().manual_seed(SEED)
-    noise = torch.randn(observer.start_codes.shape, generator=generator)
-    random_codes = observer.prior.mean + observer.prior.std * noise
-    random_images = observer.autoencoder.decoder(random_codes)
+    random_images = observer.autoencoder.decoder(observer.prior.sample(len(images), SEED))
     # Control 2: the same search through an untrained autoencoder (no prior at all).
     torch.manual_seed(SEED)
     untrained = Autoencoder(observer.autoencoder.latent_dim).requires_grad_(False)

@@ -138,6 +138,11 @@ class LatentPrior:
     mean: torch.Tensor
     std: torch.Tensor
 
+    def sample(self, count: int, seed: int = 0) -> torch.Tensor:
+        """``count`` random codes drawn from it: decoded, a control that knows no gradient."""
+        noise = torch.randn(count, len(self.mean), generator=torch.Generator().manual_seed(seed))
+        return self.mean + self.std * noise.to(self.mean.device)
+
     def penalty(self, codes: torch.Tensor) -> torch.Tensor:
         """Mean squared distance to the prior in units of its spread (a Gaussian's -log density)."""
         return ((codes - self.mean) / self.std).pow(2).mean()
