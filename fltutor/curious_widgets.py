@@ -98,7 +98,8 @@ class CuriousExplorer:
     shows any round's reconstructions above the peers' images they match.
     """
 
-    def __init__(self, config: CuriousConfig, data: Data, runs: dict[str, CuriousRun] | None = None):
+    def __init__(self, config: CuriousConfig, data: Data,
+                 runs: dict[str, CuriousRun] | None = None):
         self.config, self.data = config, data
         self.runs: dict[str, CuriousRun] = dict(runs or {})
         self.poison = widgets.Dropdown(options=poisoning_attacks(), value=config.poison,

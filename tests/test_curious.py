@@ -48,7 +48,8 @@ def test_the_gradient_from_two_global_models_is_the_fedsgd_gradient(tiny_config,
     # Assert: the true gradient of the client's loss at the weights it was sent.
     load_flat_parameters(client.model, record.global_before)
     loss = F.cross_entropy(client.model(client.x), client.y)
-    true = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(client.model.parameters()))])
+    gradients = torch.autograd.grad(loss, list(client.model.parameters()))
+    true = torch.cat([g.reshape(-1) for g in gradients])
     assert torch.allclose(estimate, true, atol=1e-4, rtol=1e-3)
     assert not torch.allclose(estimate, torch.zeros_like(estimate))
 
@@ -184,7 +185,8 @@ def test_a_curious_client_that_does_not_poison_leaves_the_training_as_it_was(mni
                                data=mnist_small)
     curious.run(progress=False)
     # Assert
-    assert [r["test_accuracy"] for r in curious.history] == [r["test_accuracy"] for r in plain.history]
+    assert [r["test_accuracy"] for r in curious.history] == \
+        [r["test_accuracy"] for r in plain.history]
     assert torch.equal(flat_parameters(curious.global_model), flat_parameters(plain.global_model))
     assert all("curious_rmse" in r for r in curious.history)
 

@@ -22,7 +22,7 @@ def test_a_live_run_keeps_the_reconstructions_of_the_rounds_it_reconstructed_in(
                                                                                  mnist_tiny):
     run = run_curious_live(config, mnist_tiny, progress=False)
     assert sorted(run.reconstructions) == [1, 3]  # every=2
-    assert run.rmse == [run.reconstructions[1].scores["rmse"], run.reconstructions[3].scores["rmse"]]
+    assert run.rmse == [run.reconstructions[r].scores["rmse"] for r in (1, 3)]
     shown = run.reconstruction(3)
     assert shown.images.shape == shown.originals.shape == (4, 1, 28, 28)
     assert run.figure(1).axes  # draws

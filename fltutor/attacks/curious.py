@@ -1,4 +1,4 @@
-"""The curious client: a federated client that reconstructs its peers' images from the global models.
+"""The curious client: a client that reconstructs its peers' images from the global models.
 
 "Byzantine outside, curious inside" (Yue et al., arXiv 2506.11413). A client sees nothing but
 the global models it is sent. Two consecutive ones differ by the aggregated update, so
@@ -51,6 +51,11 @@ from .inversion import gradient_distance
 MAX_DUMMIES = 1_000
 
 
+def shape_of(value) -> tuple | str:
+    """A tensor's shape, or the type of what is not a tensor: for error messages."""
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
 def estimated_gradient(before: torch.Tensor, after: torch.Tensor, lr: float,
                        local_steps: int = 1) -> torch.Tensor:
     """The round's mean gradient as a client estimates it from two consecutive global models.
@@ -64,9 +69,8 @@ def estimated_gradient(before: torch.Tensor, after: torch.Tensor, lr: float,
     check_number("lr", lr, 0.0, MAX_RATE, open_low=True)
     check_int("local_steps", local_steps, 1, MAX_STEPS)
     check(isinstance(before, torch.Tensor) and isinstance(after, torch.Tensor)
-          and before.shape == after.shape, "after.shape",
-          tuple(after.shape) if isinstance(after, torch.Tensor) else type(after).__name__,
-          f"the shape of before, {tuple(before.shape) if isinstance(before, torch.Tensor) else '?'}")
+          and before.shape == after.shape, "after.shape", shape_of(after),
+          f"the shape of before, {shape_of(before)}")
     return (before - after) / (lr * local_steps)
 
 
@@ -168,10 +172,9 @@ def train_autoencoder(own_x: torch.Tensor, latent_dim: int = 32, epochs: int = 3
     global generator. Returns the autoencoder in eval mode (its weights frozen) and the
     ``LatentPrior`` of its encodings of ``own_x``.
     """
-    check(isinstance(own_x, torch.Tensor) and own_x.dim() == 4 and tuple(own_x.shape[1:]) == (1, 28, 28)
-          and len(own_x) >= 2, "own_x.shape",
-          tuple(own_x.shape) if isinstance(own_x, torch.Tensor) else type(own_x).__name__,
-          "[N, 1, 28, 28] with N >= 2 images")
+    check(isinstance(own_x, torch.Tensor) and own_x.dim() == 4
+          and tuple(own_x.shape[1:]) == (1, 28, 28) and len(own_x) >= 2, "own_x.shape",
+          shape_of(own_x), "[N, 1, 28, 28] with N >= 2 images")
     check_int("epochs", epochs, 1, MAX_EPOCHS)
     check_int("batch_size", batch_size, 1, MAX_BATCH)
     check_number("lr", lr, 0.0, MAX_RATE, open_low=True)
@@ -231,8 +234,7 @@ def reconstruct(model: nn.Module, gradient: torch.Tensor, decoder: nn.Module,
     [-1, 1] and their labels (the argmax of s), detached.
     """
     check(isinstance(start_codes, torch.Tensor) and start_codes.dim() == 2
-          and 1 <= len(start_codes) <= MAX_DUMMIES, "start_codes.shape",
-          tuple(start_codes.shape) if isinstance(start_codes, torch.Tensor) else type(start_codes).__name__,
+          and 1 <= len(start_codes) <= MAX_DUMMIES, "start_codes.shape", shape_of(start_codes),
           f"[num_images, latent_dim] with 1 to {MAX_DUMMIES} images")
     check_int("num_classes", num_classes, 1)
     check_int("iterations", iterations, 1, MAX_STEPS)
@@ -455,7 +457,8 @@ class CuriousClient(Attack):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(federation.config.seed)
             autoencoder, prior = train_autoencoder(own_x, self.latent_dim, self.autoencoder_epochs)
-            observer = CuriousObserver(self, federation, autoencoder, prior, own_x, torch.cat(peers))
+            observer = CuriousObserver(self, federation, autoencoder, prior, own_x,
+                                       torch.cat(peers))
         return [*(poisoner.observers(federation) if poisoner is not None else []), observer]
 
     def submit(self, own_updates: torch.Tensor, honest_updates: torch.Tensor,

@@ -138,8 +138,10 @@ def curious_summary(history: list[dict]) -> dict:
     """A run's headline numbers: the curious client's first, lowest and last RMSE (and the round
     of the lowest), over the rounds it reconstructed in.
 
-    >>> curious_summary([{"round": 1, "curious_rmse": 0.5}, {"round": 2}, {"round": 3, "curious_rmse": 0.6}])
-    {'first_curious_rmse': 0.5, 'min_curious_rmse': 0.5, 'min_curious_rmse_round': 1, 'final_curious_rmse': 0.6}
+    >>> curious_summary([{"round": 1, "curious_rmse": 0.5}, {"round": 2},
+    ...                  {"round": 3, "curious_rmse": 0.6}])  # doctest: +NORMALIZE_WHITESPACE
+    {'first_curious_rmse': 0.5, 'min_curious_rmse': 0.5, 'min_curious_rmse_round': 1,
+     'final_curious_rmse': 0.6}
     """
     scored = [r for r in history if "curious_rmse" in r]
     if not scored:
