@@ -58,6 +58,11 @@ def crpa_attacks() -> tuple[str, ...]:
     return CRPA_ATTACKS
 
 
+def poisoning_attacks() -> list[str]:
+    from .attacks.curious import poisoning_attacks
+
+    return poisoning_attacks()
+
 
 
 def parse_exclude(text: str) -> dict[int, tuple[int, ...]]:
@@ -216,6 +221,38 @@ def dp_defenses(args: argparse.Namespace) -> tuple:
     return (DPConfig(**given),)
 
 
+def defense_names() -> list[str]:
+    """The defenses a run may take (``fltutor.parts.DEFENSES``), once their modules are imported
+    (only when asked for: Opacus alone takes seconds)."""
+    from .defenses import dp  # noqa: F401  (files record-dp)
+    from .parts import DEFENSES
+
+    return DEFENSES.names()
+
+
+def add_defense_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dp", choices=RegistryNames(defense_names), metavar="DEFENSE",
+                        help="%(choices)s: a defense on every client (default: none)")
+    parser.add_argument("--dp-option", type=parse_option, action="append", default=[],
+                        metavar="NAME=VALUE", help="a setting of the --dp defense, e.g. "
+                        "noise_multiplier=0.5 or max_grad_norm=1.0")
+
+
+def defense_parts(args: argparse.Namespace) -> tuple:
+    """``(DEFENSES[--dp](**--dp-option),)``, else ``()``; ``--dp-option`` needs ``--dp``."""
+    from .parts import DEFENSES, known_options
+
+    options = option_dict(args.dp_option, "--dp-option")
+    if args.dp is None:
+        if options:
+            name, value = next(iter(options.items()))
+            raise ValueError(f"--dp-option {name}={value} is not allowed without --dp: choose "
+                             f"the defense with --dp ({', '.join(defense_names())})")
+        return ()
+    spec = DEFENSES[args.dp]
+    return (spec(**known_options(spec, options, "--dp-option")),)
+
+
 def command_crpa(args: argparse.Namespace) -> None:
     from .recipes.crpa import CRPAConfig, run_crpa
 
@@ -293,6 +330,25 @@ def command_byzantine(args: argparse.Namespace) -> None:
           f"{rate(summary['mean_detection_fpr'])} of the honest ones (mean over rounds)"
           + (f"; backdoor success {backdoor:.4f}" if backdoor is not None else "")
           + f"; results in {args.out}")
+
+
+def command_curious(args: argparse.Namespace) -> None:
+    from .recipes.curious import CuriousConfig, run_curious
+
+    config = make_config(CuriousConfig, args, poison=args.poison,
+                         poison_options=option_dict(args.poison_option, "--poison-option"),
+                         curious_options=option_dict(args.curious_option, "--curious-option"),
+                         aggregator_options=option_dict(args.aggregator_option,
+                                                        "--aggregator-option"),
+                         defenses=defense_parts(args),
+                         **given(args, "num_clients", "aggregator"), **data_split(args))
+    summary = run_curious(config, args.out, progress=not args.no_progress,
+                          force=args.force)["summary"]
+    print(f"curious client's RMSE to its peers' images: {summary['first_curious_rmse']:.4f} in "
+          f"round 1, lowest {summary['min_curious_rmse']:.4f} in round "
+          f"{summary['min_curious_rmse_round']}, last {summary['final_curious_rmse']:.4f}; final "
+          f"test accuracy {summary['final_test_accuracy']:.4f} after {summary['rounds']} rounds "
+          f"({summary['total_seconds']:.1f} s); results in {args.out}")
 
 
 def parse_alpha(text: str) -> float | None:
@@ -455,6 +511,28 @@ def build_parser() -> argparse.ArgumentParser:
     byzantine.add_argument("--no-collude", action="store_true",
                            help="each malicious client attacks on its own (default: together)")
     byzantine.set_defaults(handler=command_byzantine)
+
+    curious = commands.add_parser("curious", help="a curious client reconstructs its peers' "
+                                  "images from the global models (and may poison)")
+    add_federation_options(curious)
+    add_clients_option(curious)
+    curious.add_argument("--alpha", type=float,
+                         help="Dirichlet concentration (default: the profile's, 0.5)")
+    curious.add_argument("--poison", default="none", choices=RegistryNames(poisoning_attacks),
+                         metavar="ATTACK", help="%(choices)s: what the curious client also does "
+                         "to slow the training (default: none)")
+    curious.add_argument("--poison-option", type=parse_option, action="append", default=[],
+                         metavar="NAME=VALUE", help="an option of the poisoning, e.g. scale=2")
+    curious.add_argument("--curious-option", type=parse_option, action="append", default=[],
+                         metavar="NAME=VALUE", help="a reconstruction setting, e.g. every=2 or "
+                         "iterations=200")
+    curious.add_argument("--aggregator", choices=AGGREGATORS, metavar="RULE",
+                         help="%(choices)s (default: mean)")
+    curious.add_argument("--aggregator-option", type=parse_option, action="append", default=[],
+                         metavar="NAME=VALUE", help="an option of the rule, e.g. num_malicious=2 "
+                         "(default num_malicious: 1, the curious client)")
+    add_defense_options(curious)
+    curious.set_defaults(handler=command_curious)
 
     sweep = commands.add_parser("sweep", help="resumable sweeps: the CRPA study's figures, "
                                 "attacks against aggregation rules")

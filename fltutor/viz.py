@@ -11,7 +11,7 @@ per finished run, as ``fltutor.sweep`` writes them to ``results.jsonl`` (``gener
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -78,6 +78,11 @@ def samples_over_rounds(previews: list[dict], num_rounds_shown: int = 6, title: 
     rows = [(f"round {previews[i]['round']}", previews[i]["images"]) for i in picks]
     if real is not None:
         rows.append((real_label, real))
+    return _image_rows(rows, title or "generated samples over the rounds")
+
+
+def _image_rows(rows: list[tuple[str, Any]], title: str):
+    """A figure of labelled rows of images ``[(label, [k, 1, H, W]), ...]``, one picture each."""
     columns = max(len(images) for _, images in rows)
     fig, axes = plt.subplots(len(rows), 1, squeeze=False, layout="constrained",
                              figsize=(0.9 * columns + 0.8, 0.9 * len(rows) + 0.5))
@@ -87,7 +92,7 @@ def samples_over_rounds(previews: list[dict], num_rounds_shown: int = 6, title: 
         ax.set_yticks([])
         ax.set_frame_on(False)
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(title or "generated samples over the rounds")
+    fig.suptitle(title)
     return fig
 
 

@@ -81,6 +81,15 @@ def test_inversion_benchmark_reports_every_method_image_by_image():
     assert rows[1][8] == "100%"  # iDLG's label is exact
 
 
+def test_curious_benchmark_times_the_round_and_the_reconstruction():
+    rows = run_benchmark("bench_curious.py", "--rounds", "1", "--max-per-class", "5",
+                         "--iterations", "2")
+    assert [row[1:3] for row in rows] == [["lenet5-wide", "none"], ["lenet5-wide", "sign-flip"],
+                                          ["lenet5", "none"]]
+    for row in rows:
+        assert all(float(cell) > 0 for cell in row[3:])
+
+
 def tiny_notebook(folder: Path, name: str, *sources: str) -> None:
     """Write ``folder/NAME.ipynb`` with one markdown cell and a code cell per source."""
     import nbformat
