@@ -1,6 +1,7 @@
 """Defenses: they wrap a part of the federation (a client's training, an aggregator), never subclass it.
 
-``dp``  record-level differential privacy: DP-SGD on every client through Opacus.
+``dp``        record-level differential privacy: DP-SGD on every client through Opacus.
+``local_dp``  local differential privacy: every honest client clips and noises its own update.
 
 Import a defense from its module (``from fltutor.defenses.dp import DPConfig``): this package
 imports none of them, so that using one defense never pays for another's imports (Opacus alone
