@@ -55,7 +55,8 @@ from typing import TYPE_CHECKING, Callable
 import torch
 from opacus.accountants import RDPAccountant
 
-from ..checks import MAX_CLIP, MAX_RATE, MAX_ROUNDS, check, check_int, check_number
+from ..checks import (MAX_CLIP, MAX_RATE, MAX_ROUNDS, check_between_zero_and_one, check_int,
+                      check_number)
 from ..parts import DEFENSES, Defense
 from .dp import RENYI_ORDERS
 
@@ -65,12 +66,6 @@ if TYPE_CHECKING:
 #: How far one client's clipped update can move under replacement of its data, in units of C:
 #: both lie in the ball of radius C, so they are at most a diameter apart.
 REPLACEMENT_SENSITIVITY = 2.0
-
-
-def check_delta(delta: float) -> None:
-    """The delta of an (epsilon, delta) guarantee: 0 < delta < 1."""
-    check(isinstance(delta, (int, float)) and not isinstance(delta, bool) and 0 < delta < 1,
-          "delta", delta, "a number with 0 < delta < 1")
 
 
 @DEFENSES.register("local-dp")
@@ -98,7 +93,7 @@ class LocalDPConfig(Defense):
     def validate(self) -> None:
         check_number("noise_multiplier", self.noise_multiplier, 0.0, MAX_RATE)
         check_number("max_update_norm", self.max_update_norm, 0.0, MAX_CLIP, open_low=True)
-        check_delta(self.delta)
+        check_between_zero_and_one("delta", self.delta)
 
     def privatize(self, update: torch.Tensor) -> torch.Tensor:
         """One release of the Gaussian mechanism: ``update`` clipped to norm C, plus noise."""
@@ -157,7 +152,7 @@ def local_epsilon(noise_multiplier: float, rounds: int, delta: float) -> float:
     """
     check_number("noise_multiplier", noise_multiplier, 0.0, MAX_RATE)
     check_int("rounds", rounds, 1, MAX_ROUNDS)
-    check_delta(delta)
+    check_between_zero_and_one("delta", delta)
     if noise_multiplier == 0:
         return math.inf
     accountant = RDPAccountant()
