@@ -106,6 +106,11 @@ class Attack(Part):
     4. every round, between local training and aggregation, ``submit``: what its clients send.
     """
 
+    #: Whether a Byzantine run (``fltutor.recipes.byzantine``) takes this attack on its own. Not
+    #: those that need their own study's settings (the CRPA's class pair, the curious client's
+    #: reconstruction), whose recipes run them.
+    byzantine_run: ClassVar[bool] = True
+
     clients: tuple[int, ...] = (0,)
     start_round: int = 1
 

@@ -91,6 +91,23 @@ def samples_over_rounds(previews: list[dict], num_rounds_shown: int = 6, title: 
     return fig
 
 
+def reconstruction_pairs(reconstructions, originals, title: str | None = None,
+                         labels: tuple[str, str] = ("reconstructed", "matched original")):
+    """Reconstructions ``[k, 1, H, W]`` above the originals they were matched to, column by
+    column (``fltutor.metrics.matched_pairs``), each row one picture."""
+    columns = len(reconstructions)
+    fig, axes = plt.subplots(2, 1, squeeze=False, layout="constrained",
+                             figsize=(0.6 * columns + 1.6, 1.9))
+    for ax, label, images in zip(axes[:, 0], labels, (reconstructions, originals)):
+        ax.imshow(_tiled_row(images, columns), cmap="gray", vmin=-1, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title or "reconstructions and the images they match")
+    return fig
+
+
 def _tiled_row(images, columns: int, gap: int = 2) -> np.ndarray:
     """Images ``[k, 1, H, W]`` side by side in one array, ``columns`` slots wide; gaps are blank."""
     images = images.detach().cpu().float().numpy()[:, 0]

@@ -8,10 +8,10 @@ attack is adding a module, its registered spec, and its import here.
 
 >>> ATTACKS.names()  # doctest: +NORMALIZE_WHITESPACE
 ['sign-flip', 'gaussian-noise', 'scaling', 'alie', 'ipm', 'min-max', 'backdoor', 'label-flip',
- 'reconstruction', 'crpa']
+ 'reconstruction', 'crpa', 'curious']
 """
 
 from ..parts import ATTACKS
-from . import backdoor, byzantine, crpa
+from . import backdoor, byzantine, crpa, curious
 
-__all__ = ["ATTACKS", "backdoor", "byzantine", "crpa"]
+__all__ = ["ATTACKS", "backdoor", "byzantine", "crpa", "curious"]

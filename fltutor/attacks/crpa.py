@@ -69,6 +69,8 @@ class TargetedPoisoning(Attack):
     data of its own at all. Attack accuracy is measured by ``fltutor.metrics.AttackAccuracy``.
     """
 
+    byzantine_run = False  # it needs a class pair and a placement (``fltutor.recipes.crpa``)
+
     generate_class: int = 4
     target_class: int = 9
     poison_count: int = 500

@@ -23,7 +23,6 @@ from typing import Any, Callable
 
 from ..aggregators import AGGREGATORS, Rule
 from ..attacks import ATTACKS
-from ..attacks.crpa import TargetedPoisoning
 from ..checks import MAX_CLIENTS, check, check_bool, check_choice, check_int
 from ..config import FedConfig, default_profile
 from ..experiments import claim_out_dir, run_in_claimed_dir, save_figure
@@ -32,10 +31,10 @@ from ..metrics import Detection
 from ..parts import Attack, Observation, known_options
 from ..viz import kept_grid, metric_curves
 
-#: The attacks a Byzantine run takes: ``none`` and every registered attack but the CRPA study's,
-#: which need a class pair and a placement (``fltutor.recipes.crpa``).
-BYZANTINE_ATTACKS = ("none", *(name for name in ATTACKS.names()
-                               if not issubclass(ATTACKS[name], TargetedPoisoning)))
+#: The attacks a Byzantine run takes: ``none`` and every registered attack that runs on its own
+#: (``Attack.byzantine_run``): not the CRPA study's, which need a class pair and a placement
+#: (``fltutor.recipes.crpa``), nor the curious client (``fltutor.recipes.curious``).
+BYZANTINE_ATTACKS = ("none", *(name for name in ATTACKS.names() if ATTACKS[name].byzantine_run))
 
 #: What each profile changes in ``fltutor.config.PROFILES``.
 BYZANTINE_PROFILES: dict[str, dict[str, Any]] = {
@@ -63,7 +62,7 @@ class ByzantineConfig(FedConfig):
 
     def validate_settings(self) -> None:
         super().validate_settings()
-        check_choice("attack", self.attack, ["none", *ATTACKS.names()])
+        check_choice("attack", self.attack, BYZANTINE_ATTACKS)
         check_int("malicious", self.malicious, 0, MAX_CLIENTS)
         check(self.malicious < self.num_clients, "malicious", self.malicious,
               f"fewer than num_clients={self.num_clients} (at least one client must be honest)")
@@ -94,14 +93,27 @@ class ByzantineConfig(FedConfig):
             profile = default_profile(overrides.get("device", "auto"))
         check_choice("profile", profile, BYZANTINE_PROFILES)
         values = {**BYZANTINE_PROFILES[profile], **overrides}
-        options = dict(values.pop("aggregator_options", None) or {})
-        name = values.get("aggregator", "mean")
-        if isinstance(name, str):
-            rule = AGGREGATORS[name]
-            if "num_malicious" in {f.name for f in dataclasses.fields(rule)}:
-                options.setdefault("num_malicious", values.get("malicious", cls.malicious))
-            values["aggregator"] = aggregator_from(name, options)
-        return super().from_profile(profile, **values)
+        return super().from_profile(profile, **named_aggregator(
+            values, values.get("malicious", cls.malicious)))
+
+
+def named_aggregator(values: dict[str, Any], malicious: int) -> dict[str, Any]:
+    """Config settings ``values`` with ``aggregator`` made a rule if it is a name, with
+    ``aggregator_options`` (taken out); a rule with a ``num_malicious`` option that is not given
+    gets ``malicious``, the number of malicious clients the defender is assumed to know of.
+
+    >>> named_aggregator({"aggregator": "krum"}, malicious=2)["aggregator"].num_malicious
+    2
+    """
+    values = dict(values)
+    options = dict(values.pop("aggregator_options", None) or {})
+    name = values.get("aggregator", "mean")
+    if isinstance(name, str):
+        rule = AGGREGATORS[name]
+        if "num_malicious" in {f.name for f in dataclasses.fields(rule)}:
+            options.setdefault("num_malicious", malicious)
+        values["aggregator"] = aggregator_from(name, options)
+    return values
 
 
 def run_byzantine(config: ByzantineConfig, out_dir: str | Path, progress: bool = True,
