@@ -24,9 +24,10 @@ having on a model this size stops it learning at all.
 
 The sweep folder is kept as every sweep's (``fltutor.sweep``): ``sweep.json``, ``results.jsonl``
 (one line per run: its key, the RMSE of every round, its mean, final accuracy; ``BACKFIRE_FIELDS``),
-``runs/NAME/``; a rerun skips finished runs. When all are done it writes ``BACKFIRE_FILES``: the
-figure of RMSE over rounds per defense (mean over seeds, band from the lowest to the highest
-seed) and the table of each defense's difference to no defense (``backfire_table``).
+``runs/NAME/``; a rerun skips finished runs. When all are done it writes ``BACKFIRE_FILES`` from
+every run in the folder: the figure of RMSE over rounds per defense (mean over seeds, band from
+the lowest to the highest seed) and the table of each defense's difference to no defense
+(``backfire_table``).
 """
 
 from __future__ import annotations
@@ -88,10 +89,9 @@ BACKFIRE_RESULTS = Results(BackfireKey, BACKFIRE_FIELDS)
 def defense_names() -> tuple[list[str], list[str]]:
     """The names a defense label is made of: the registered defenses, the aggregation rules."""
     from .aggregators import AGGREGATORS
-    from .defenses import dp, local_dp  # noqa: F401  (importing them files them in DEFENSES)
-    from .parts import DEFENSES
+    from .defenses import registered_defenses
 
-    return DEFENSES.names(), [name for name in AGGREGATORS.names() if name != "mean"]
+    return registered_defenses(), [name for name in AGGREGATORS.names() if name != "mean"]
 
 
 def defense_setting(label: str) -> tuple[tuple[Defense, ...], str]:
@@ -145,7 +145,8 @@ def run_backfire(base: CuriousConfig, out_dir: str | Path, defenses: list[str] |
     ``defenses``: labels (default ``BACKFIRE_DEFENSES``; ``none`` is always run, as the
     baseline); ``poison``: the poisoning attack of the poisoned runs; ``seeds`` seeds from
     ``base.seed`` on. Every run's configuration is checked before the first starts. When all are
-    done the figure and table of ``BACKFIRE_FILES`` are written. Returns all results so far.
+    done the figure and table of ``BACKFIRE_FILES`` are written, from all results in the folder
+    (an earlier sweep there with more defenses or seeds included). Returns all results so far.
     """
     from .attacks.curious import poisoning_attacks
 
@@ -170,8 +171,7 @@ def run_backfire(base: CuriousConfig, out_dir: str | Path, defenses: list[str] |
 
     results = run_planned("backfire", configs, shared_settings(base, BACKFIRE_PER_RUN), out_dir,
                           BACKFIRE_RESULTS, run_traced, line, progress, force)
-    planned = [r for r in results if BACKFIRE_RESULTS.key_of(r) in configs]
-    write_backfire(planned, out_dir)
+    write_backfire(results, out_dir)
     return results
 
 

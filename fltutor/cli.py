@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 
 from . import __version__
 from .aggregators import AGGREGATORS
+from .backfire import BACKFIRE_DEFENSES, BACKFIRE_POISON
 from .config import MODES, FedConfig, default_profile
 from .data import DATASETS, DataUnavailableError
 from .partition import PARTITIONS
@@ -332,6 +333,19 @@ def command_sweep(args: argparse.Namespace) -> None:
     print(f"{len(results)} runs in {args.out}/results.jsonl; figures {figures} in {args.out}")
 
 
+def command_sweep_backfire(args: argparse.Namespace) -> None:
+    from .backfire import BACKFIRE_FILES, backfire_table, format_table, run_backfire
+    from .recipes.curious import CuriousConfig
+
+    # the sweep's shared settings; every run sets its own defenses, rule, poisoning and seed
+    base = make_config(CuriousConfig, args, **given(args, "num_clients"))
+    results = run_backfire(base, args.out, defenses=args.defenses, poison=args.poison,
+                           seeds=args.seeds, progress=not args.no_progress, force=args.force)
+    print(format_table(backfire_table(results)))
+    print(f"{len(results)} runs in {args.out}/results.jsonl; {', '.join(BACKFIRE_FILES)} in "
+          f"{args.out} (diff < 0: the defense helped the curious client)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="fltutor", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"fltutor {__version__}")
@@ -400,7 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     byzantine.set_defaults(handler=command_byzantine)
 
     sweep = commands.add_parser("sweep", help="resumable sweeps: the CRPA study's figures, "
-                                "attacks against aggregation rules")
+                                "attacks against aggregation rules, defenses against a curious "
+                                "client")
     figures = sweep.add_subparsers(dest="figure", required=True, metavar="SWEEP",
                                    help="what to sweep (fltutor sweep SWEEP --help: its options)")
     for figure in FIGURES:
@@ -428,6 +443,20 @@ def build_parser() -> argparse.ArgumentParser:
                             metavar="ALPHA", help="data splits: iid or a Dirichlet alpha "
                             "(default: iid)")
     robustness.set_defaults(handler=command_sweep_robustness)
+
+    backfire = figures.add_parser("backfire", help="the curious client's RMSE under defenses, "
+                                  "with and without its poisoning: do defenses backfire?")
+    add_federation_options(backfire)
+    add_clients_option(backfire)
+    add_seeds_option(backfire)
+    backfire.add_argument("--defenses", nargs="+", metavar="LABEL",
+                          help="none, a defense (record-dp, local-dp), a rule (krum, median, ...) "
+                               "or one of each joined by + (default: " + " ".join(BACKFIRE_DEFENSES)
+                               + "); none is always run")
+    backfire.add_argument("--poison", default=BACKFIRE_POISON, metavar="ATTACK",
+                          help="the curious client's poisoning in the poisoned runs (default: "
+                               "%(default)s)")
+    backfire.set_defaults(handler=command_sweep_backfire)
     return parser
 
 

@@ -424,6 +424,6 @@ def backfire_curves(results: list[dict]):
         ax.set_title(f"poisoning: {poison}")
     axes[0][0].set_ylabel("curious client's RMSE (lower: more leaked)")
     axes[0][-1].legend(fontsize=8)
-    fig.suptitle(f"RMSE of the curious client's reconstructions over rounds "
-                 f"(mean over seeds; band: lowest to highest)")
+    fig.suptitle("RMSE of the curious client's reconstructions over rounds "
+                 "(mean over seeds; band: lowest to highest)")
     return fig

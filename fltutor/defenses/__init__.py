@@ -5,5 +5,13 @@
 
 Import a defense from its module (``from fltutor.defenses.dp import DPConfig``): this package
 imports none of them, so that using one defense never pays for another's imports (Opacus alone
-takes seconds).
+takes seconds). ``registered_defenses()`` imports them all, for a choice among every one.
 """
+
+
+def registered_defenses() -> list[str]:
+    """The names of every defense in ``fltutor.parts.DEFENSES``, its modules imported to file them."""
+    from ..parts import DEFENSES
+    from . import dp, local_dp  # noqa: F401  (importing a defense's module files it)
+
+    return DEFENSES.names()
