@@ -18,7 +18,7 @@ from fltutor.backfire import (BACKFIRE_FILES, BACKFIRE_OPTIONS, BACKFIRE_RESULTS
 from fltutor.defenses.dp import DPConfig
 from fltutor.defenses.local_dp import LocalDPConfig
 from fltutor.recipes.curious import CuriousConfig, run_curious
-from helpers import record_runs, replace_runs, run_cli
+from helpers import forbid_runs, record_runs, replace_runs, run_cli
 
 TINY = dict(model="lenet5", num_clients=6, num_rounds=2, max_per_class=20, max_test=100,
             device="cpu", curious_options=dict(autoencoder_epochs=2, iterations=5, max_dummies=4))
@@ -27,13 +27,6 @@ TWO_DEFENSES = ["none", "record-dp+krum"]
 
 def tiny(**changes) -> CuriousConfig:
     return CuriousConfig.from_profile("quick", **{**TINY, **changes})
-
-
-def forbid_runs(monkeypatch) -> None:
-    def no_run(config, out_dir, *args, **kwargs):
-        raise AssertionError(f"a run started: {out_dir}")
-
-    replace_runs(monkeypatch, no_run, run_curious)
 
 
 def test_defense_labels_name_defenses_and_a_rule():
@@ -128,7 +121,7 @@ BAD_SWEEPS = [
 
 @pytest.mark.parametrize("options, named", BAD_SWEEPS, ids=[str(o) for o, _ in BAD_SWEEPS])
 def test_bad_sweep_input_fails_in_one_line_before_any_run(options, named, tmp_path, monkeypatch):
-    forbid_runs(monkeypatch)
+    forbid_runs(monkeypatch, run_curious)
     out_dir = tmp_path / "sweep"
     with pytest.raises(ValueError) as error:
         run_backfire(tiny(), out_dir, progress=False, **{"defenses": ["krum"], **options})
@@ -163,6 +156,6 @@ def test_the_command_runs_the_defenses_it_is_given_and_prints_the_table(tmp_path
     (["--poison", "none"], "poison='none'"),
 ])
 def test_bad_command_input_is_one_line_exit_2(arguments, named, tmp_path, monkeypatch, capsys):
-    forbid_runs(monkeypatch)
+    forbid_runs(monkeypatch, run_curious)
     code, out, err = run_cli(backfire(tmp_path / "sweep", *arguments), capsys)
     assert code == 2 and named in err and err.count("\n") == 1 and "Traceback" not in err
