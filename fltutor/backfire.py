@@ -16,9 +16,9 @@ A *defense* here is a label: ``none``, a defense of ``fltutor.parts.DEFENSES`` (
 The DP settings: record-level DP is the CRPA study's DP-SGD (``DPConfig()``). Local DP's
 defaults (``LocalDPConfig()``: sigma 1, C 1) would bury the quick profile's updates (norm about
 0.3 over 582,026 weights) under noise of norm about 760: no model would learn, so nothing would
-converge or leak. The sweep gives it ``BACKFIRE_OPTIONS`` instead, C = 0.3 (about the median update
-norm, so clipping bites) and sigma = 0.002, noise of norm about 0.46, 1.5 times an update: it
-slows training, as the study's DP does, at an epsilon that guarantees nothing (about 10^5 per
+converge or leak. The sweep gives it ``BACKFIRE_OPTIONS`` instead: C = 0.3 (about the median
+update norm, so clipping bites) and sigma = 0.002, noise of norm about 0.46, 1.5 times an update: it
+slows training, as the study's DP does, at an epsilon that guarantees nothing (5 x 10^5 after one
 round, recorded as ``local_epsilon`` in every run's metrics.json). A local-DP guarantee worth
 having on a model this size stops it learning at all.
 
@@ -95,7 +95,7 @@ def defense_names() -> tuple[list[str], list[str]]:
 
 
 def defense_setting(label: str) -> tuple[tuple[Defense, ...], str]:
-    """``label``'s defenses and aggregation rule: ``"record-dp+krum"`` -> ``((DPConfig(),), "krum")``.
+    """``label``'s defenses and rule: ``"record-dp+krum"`` -> ``((DPConfig(),), "krum")``.
 
     ``none`` is no defense and FedAvg's mean; otherwise each ``+``-joined name is a registered
     defense or a rule, each named once, with at most one rule.

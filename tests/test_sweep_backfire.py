@@ -3,8 +3,9 @@ poisoning on/off x seeds, one results line per run with its RMSE curve, resumabl
 duplicates, and its figure and table.
 
 Runs are tiny: the original LeNet-5 (61,706 weights), 6 clients, 20 images per class, 2 rounds,
-and a curious client that trains its autoencoder for 2 epochs and reconstructs 4 images in 5 steps. The recipe's runner,
-``fltutor.recipes.curious.run_curious``, is wrapped to count the runs a sweep really does.
+and a curious client that trains its autoencoder for 2 epochs and reconstructs 4 images in 5
+steps. The recipe's runner, ``fltutor.recipes.curious.run_curious``, is wrapped to count the
+runs a sweep really does.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ takes seconds). ``registered_defenses()`` imports them all, for a choice among e
 
 
 def registered_defenses() -> list[str]:
-    """The names of every defense in ``fltutor.parts.DEFENSES``, its modules imported to file them."""
+    """Every defense's name in ``fltutor.parts.DEFENSES``, its module imported to file it."""
     from ..parts import DEFENSES
     from . import dp, local_dp  # noqa: F401  (importing a defense's module files it)
 

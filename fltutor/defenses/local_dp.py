@@ -76,14 +76,14 @@ class LocalDPConfig(Defense):
     ``noise_multiplier`` (sigma): the noise's standard deviation in units of the clipping norm.
     ``max_update_norm`` (C): the largest L2 norm a client's update keeps after clipping.
     ``delta``: the delta of the reported (epsilon, delta) guarantee.
-    Every round records ``local_epsilon`` (``local_epsilon()``), a key of its own beside record-level
-    DP's ``epsilon``: the two guard different things (a client's whole dataset, one record), and a
-    run may use both.
+    Every round records ``local_epsilon`` (``local_epsilon()``), a key of its own beside
+    record-level DP's ``epsilon``: the two guard different things (a client's whole dataset, one
+    record), and a run may use both.
 
-    >>> LocalDPConfig(max_update_norm=0)
+    >>> LocalDPConfig(delta=0)
     Traceback (most recent call last):
     ...
-    ValueError: max_update_norm=0 is not allowed: it must be a finite number > 0.0 and <= 1000000000000.0
+    ValueError: delta=0 is not allowed: it must be a number with 0 < delta < 1
     """
 
     noise_multiplier: float = 1.0
@@ -107,8 +107,8 @@ class LocalDPConfig(Defense):
         federation.observers.append(self.epsilon_observer)
 
     def epsilon_observer(self, record: RoundRecord) -> dict:
-        """``local_epsilon`` after ``record.round`` rounds: exact when every client takes part in every
-        round, an upper bound when some sit rounds out (a round without sending spends nothing)."""
+        """``local_epsilon`` after ``record.round`` rounds: exact when every client takes part in
+        every round, an upper bound when some sit rounds out (a round not sent spends nothing)."""
         return {"local_epsilon": local_epsilon(self.noise_multiplier, record.round, self.delta)}
 
 
