@@ -405,7 +405,7 @@ def backfire_curves(results: list[dict]):
     poisons = list(dict.fromkeys(r["poison"] for r in results))
     defenses = list(dict.fromkeys(r["defense"] for r in results))
     fig, axes = plt.subplots(1, len(poisons), squeeze=False, sharey=True, layout="constrained",
-                             figsize=(5.5 * len(poisons), 4))
+                             figsize=(5.5 * len(poisons) + 1.5, 4))
     for ax, poison in zip(axes[0], poisons):
         for defense in defenses:
             runs = [r for r in results if r["poison"] == poison and r["defense"] == defense]
@@ -423,7 +423,7 @@ def backfire_curves(results: list[dict]):
         ax.grid(alpha=0.3)
         ax.set_title(f"poisoning: {poison}")
     axes[0][0].set_ylabel("curious client's RMSE (lower: more leaked)")
-    axes[0][-1].legend(fontsize=8)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
     fig.suptitle("RMSE of the curious client's reconstructions over rounds "
                  "(mean over seeds; band: lowest to highest)")
     return fig
