@@ -87,11 +87,15 @@ def parse_benchmark_args(parser: argparse.ArgumentParser, scales):
     chosen = args.scales.split(",")
     if not set(chosen) <= set(scales):
         parser.error(f"scales={args.scales!r} is not allowed: use names from {', '.join(scales)}")
-    if args.device == "cuda" and not torch.cuda.is_available():
+    return args, chosen, chosen_devices(parser, args.device)
+
+
+def chosen_devices(parser: argparse.ArgumentParser, device: str) -> list[str]:
+    """The devices ``--device`` names: ``auto`` is the CPU and the GPU when there is one."""
+    if device == "cuda" and not torch.cuda.is_available():
         parser.error("device='cuda' is not allowed: this machine has no CUDA GPU")
-    devices = {"auto": ["cpu"] + (["cuda"] if torch.cuda.is_available() else []),
-               "cpu": ["cpu"], "cuda": ["cuda"]}[args.device]
-    return args, chosen, devices
+    return {"auto": ["cpu"] + (["cuda"] if torch.cuda.is_available() else []),
+            "cpu": ["cpu"], "cuda": ["cuda"]}[device]
 
 
 def timed_rounds(requested: int | None, scale: str, device: str) -> int:

@@ -18,6 +18,7 @@ from .aggregators import AGGREGATORS
 from .backfire import BACKFIRE_DEFENSES, BACKFIRE_POISON
 from .config import MODES, FedConfig, default_profile
 from .data import DATASETS, DataUnavailableError
+from .defenses import registered_defenses
 from .partition import PARTITIONS
 from .sweep import FIGURES, MAX_SWEEP_SEEDS, robustness_attacks
 
@@ -58,6 +59,11 @@ def crpa_attacks() -> tuple[str, ...]:
 
     return CRPA_ATTACKS
 
+
+def poisoning_attacks() -> list[str]:
+    from .attacks.curious import poisoning_attacks
+
+    return poisoning_attacks()
 
 
 
@@ -217,6 +223,29 @@ def dp_defenses(args: argparse.Namespace) -> tuple:
     return (DPConfig(**given),)
 
 
+def add_defense_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dp", choices=RegistryNames(registered_defenses), metavar="DEFENSE",
+                        help="%(choices)s: a defense on every client (default: none)")
+    parser.add_argument("--dp-option", type=parse_option, action="append", default=[],
+                        metavar="NAME=VALUE", help="a setting of the --dp defense, e.g. "
+                        "noise_multiplier=0.5 or max_grad_norm=1.0")
+
+
+def defense_parts(args: argparse.Namespace) -> tuple:
+    """``(DEFENSES[--dp](**--dp-option),)``, else ``()``; ``--dp-option`` needs ``--dp``."""
+    from .parts import DEFENSES, known_options
+
+    options = option_dict(args.dp_option, "--dp-option")
+    if args.dp is None:
+        if options:
+            name, value = next(iter(options.items()))
+            raise ValueError(f"--dp-option {name}={value} is not allowed without --dp: choose "
+                             f"the defense with --dp ({', '.join(registered_defenses())})")
+        return ()
+    spec = DEFENSES[args.dp]
+    return (spec(**known_options(spec, options, "--dp-option")),)
+
+
 def command_crpa(args: argparse.Namespace) -> None:
     from .recipes.crpa import CRPAConfig, run_crpa
 
@@ -296,6 +325,25 @@ def command_byzantine(args: argparse.Namespace) -> None:
           + f"; results in {args.out}")
 
 
+def command_curious(args: argparse.Namespace) -> None:
+    from .recipes.curious import CuriousConfig, run_curious
+
+    config = make_config(CuriousConfig, args, poison=args.poison,
+                         poison_options=option_dict(args.poison_option, "--poison-option"),
+                         curious_options=option_dict(args.curious_option, "--curious-option"),
+                         aggregator_options=option_dict(args.aggregator_option,
+                                                        "--aggregator-option"),
+                         defenses=defense_parts(args),
+                         **given(args, "num_clients", "aggregator"), **data_split(args))
+    summary = run_curious(config, args.out, progress=not args.no_progress,
+                          force=args.force)["summary"]
+    print(f"curious client's RMSE to its peers' images: {summary['first_curious_rmse']:.4f} in "
+          f"round 1, lowest {summary['min_curious_rmse']:.4f} in round "
+          f"{summary['min_curious_rmse_round']}, last {summary['final_curious_rmse']:.4f}; final "
+          f"test accuracy {summary['final_test_accuracy']:.4f} after {summary['rounds']} rounds "
+          f"({summary['total_seconds']:.1f} s); results in {args.out}")
+
+
 def parse_alpha(text: str) -> float | None:
     """A data split of a robustness sweep: ``iid`` (None), or a Dirichlet alpha."""
     if text == "iid":
@@ -344,6 +392,63 @@ def command_sweep_backfire(args: argparse.Namespace) -> None:
     print(format_table(backfire_table(results)))
     print(f"{len(results)} runs in {args.out}/results.jsonl; {', '.join(BACKFIRE_FILES)} in "
           f"{args.out} (diff < 0: the defense helped the curious client)")
+
+
+def inversion_methods() -> list[str]:
+    from .attacks.inversion import METHODS
+
+    return list(METHODS)
+
+
+def model_names() -> list[str]:
+    from .models import MODELS
+
+    return MODELS.names()
+
+
+def command_invert(args: argparse.Namespace) -> None:
+    from .recipes.inversion import InversionConfig, run_inversion
+
+    config = InversionConfig(method=args.method, model=args.model, dataset=args.dataset,
+                             batch_size=args.batch_size, seed=args.seed, device=args.device,
+                             data_root=args.data_root, allow_fallback=args.fallback,
+                             **given(args, "iterations", "local_steps", "local_lr",
+                                     "trained_rounds", "first_image"))
+    summary = run_inversion(config, args.out, progress=False, force=args.force)["summary"]
+    print(f"{config.method} on {config.model}, batch {config.batch_size}: PSNR "
+          f"{summary['psnr']:.1f} dB, SSIM {summary['ssim']:.3f}, labels "
+          f"{summary['label_accuracy']:.0%} right after {summary['iterations_run']} iterations "
+          f"({summary['total_seconds']:.1f} s); results in {args.out}")
+
+
+def add_invert_command(commands) -> None:
+    invert = commands.add_parser("invert", help="gradient inversion: DLG, iDLG or Inverting "
+                                 "Gradients on one batch of test images")
+    invert.add_argument("--method", required=True, choices=RegistryNames(inversion_methods),
+                        metavar="METHOD", help="%(choices)s")
+    invert.add_argument("--model", required=True, choices=RegistryNames(model_names),
+                        metavar="MODEL", help="%(choices)s")
+    invert.add_argument("--dataset", default="mnist", help=", ".join(DATASETS.names()))
+    invert.add_argument("--batch-size", type=int, required=True, help="images in the batch")
+    invert.add_argument("--iterations", type=int, help="optimiser steps (default: the "
+                        "method's: 300 for DLG and iDLG, 1000 for IG)")
+    invert.add_argument("--local-steps", type=int, help="0: the client sends a gradient "
+                        "(FedSGD, the default); S: its update after S local steps (FedAvg)")
+    invert.add_argument("--local-lr", type=float, help="the client's local learning rate "
+                        "(with --local-steps; default 0.1)")
+    invert.add_argument("--trained-rounds", type=int, help="train the model R FedAvg rounds "
+                        "before the attack (default: 0, untrained)")
+    invert.add_argument("--first-image", type=int, help="the batch starts at this test image "
+                        "(default: 0)")
+    invert.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    invert.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    invert.add_argument("--data-root", help="dataset folder (default: $FLTUTOR_DATA or a cache)")
+    invert.add_argument("--fallback", action="store_true",
+                        help="offline without data: use the small embedded digits dataset")
+    invert.add_argument("--out", required=True, type=folder, help="output directory")
+    invert.add_argument("--force", action="store_true",
+                        help="run again even if --out holds this run finished")
+    invert.set_defaults(handler=command_invert)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -413,6 +518,28 @@ def build_parser() -> argparse.ArgumentParser:
                            help="each malicious client attacks on its own (default: together)")
     byzantine.set_defaults(handler=command_byzantine)
 
+    curious = commands.add_parser("curious", help="a curious client reconstructs its peers' "
+                                  "images from the global models (and may poison)")
+    add_federation_options(curious)
+    add_clients_option(curious)
+    curious.add_argument("--alpha", type=float,
+                         help="Dirichlet concentration (default: the profile's, 0.5)")
+    curious.add_argument("--poison", default="none", choices=RegistryNames(poisoning_attacks),
+                         metavar="ATTACK", help="%(choices)s: what the curious client also does "
+                         "to slow the training (default: none)")
+    curious.add_argument("--poison-option", type=parse_option, action="append", default=[],
+                         metavar="NAME=VALUE", help="an option of the poisoning, e.g. scale=2")
+    curious.add_argument("--curious-option", type=parse_option, action="append", default=[],
+                         metavar="NAME=VALUE", help="a reconstruction setting, e.g. every=2 or "
+                         "iterations=200")
+    curious.add_argument("--aggregator", choices=AGGREGATORS, metavar="RULE",
+                         help="%(choices)s (default: mean)")
+    curious.add_argument("--aggregator-option", type=parse_option, action="append", default=[],
+                         metavar="NAME=VALUE", help="an option of the rule, e.g. num_malicious=2 "
+                         "(default num_malicious: 1, the curious client)")
+    add_defense_options(curious)
+    curious.set_defaults(handler=command_curious)
+
     sweep = commands.add_parser("sweep", help="resumable sweeps: the CRPA study's figures, "
                                 "attacks against aggregation rules, defenses against a curious "
                                 "client")
@@ -457,6 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the curious client's poisoning in the poisoned runs (default: "
                                "%(default)s)")
     backfire.set_defaults(handler=command_sweep_backfire)
+
+    add_invert_command(commands)
     return parser
 
 

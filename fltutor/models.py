@@ -1,4 +1,4 @@
-"""The networks of the two studies: the CRPA classifier and generator, and two LeNet-5s.
+"""The networks of the studies: the CRPA classifier and generator, two LeNet-5s, DLG's LeNet.
 
 Federated models are registered in ``MODELS`` under a name and built from the number of classes.
 
@@ -10,6 +10,8 @@ torch.Size([3, 1, 28, 28])
 torch.Size([2, 10])
 >>> WideLeNet5(10)(torch.zeros(2, 1, 28, 28)).shape
 torch.Size([2, 10])
+>>> DLGLeNet(10, activation="relu")(torch.zeros(2, 1, 28, 28)).shape
+torch.Size([2, 10])
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import MAX_CLASSES, MAX_LATENT, check_int, check_number
+from functools import partial
+
+from .checks import MAX_CLASSES, MAX_LATENT, check_choice, check_int, check_number
 from .registry import Registry
 
 MODELS = Registry("model")
@@ -156,9 +160,50 @@ class WideLeNet5(nn.Sequential):
         )
 
 
+#: The activations DLG's LeNet can be built with: the smooth ones DLG chose, and ReLU.
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+
+#: The range of DLG's uniform initialisation of every weight and bias.
+DLG_INIT = 0.5
+
+
+class DLGLeNet(nn.Sequential):
+    """The small LeNet of Deep Leakage from Gradients (Zhu et al. 2019) and of iDLG (Zhao et al. 2020).
+
+    Three 5x5 convolutions of 12 channels with strides 2, 2 and 1 and padding 2, each followed by
+    the activation, then one linear layer: a 28x28 image shrinks to 14x14, then 7x7, so the
+    linear layer sees 12 * 7 * 7 = 588 features. DLG uses sigmoids and draws every weight and
+    bias uniformly from [-0.5, 0.5] (its reference code); both keep the gradient a smooth,
+    informative function of the input, which is why DLG recovers images from this net so well.
+    ``activation="relu"`` (or ``"tanh"``) keeps the layout and changes only that, to show what
+    the activation does to the leak. No pooling, no BatchNorm: it also trains in a federation.
+    """
+
+    def __init__(self, num_classes: int = 10, activation: str = "sigmoid"):
+        check_int("num_classes", num_classes, 1, MAX_CLASSES)
+        check_choice("activation", activation, list(ACTIVATIONS))
+        act = ACTIVATIONS[activation]
+        super().__init__(
+            nn.Conv2d(1, 12, kernel_size=5, stride=2, padding=2),  # 28x28 -> 14x14
+            act(),
+            nn.Conv2d(12, 12, kernel_size=5, stride=2, padding=2),  # 7x7
+            act(),
+            nn.Conv2d(12, 12, kernel_size=5, stride=1, padding=2),  # 7x7
+            act(),
+            nn.Flatten(),
+            nn.Linear(12 * 7 * 7, num_classes),
+        )
+        self.activation = activation
+        for parameter in self.parameters():
+            nn.init.uniform_(parameter, -DLG_INIT, DLG_INIT)
+
+
 MODELS.add("classifier", Classifier)
 MODELS.add("lenet5", LeNet5)
 MODELS.add("lenet5-wide", WideLeNet5)
+MODELS.add("lenet-dlg", DLGLeNet)
+MODELS.add("lenet-dlg-tanh", partial(DLGLeNet, activation="tanh"))
+MODELS.add("lenet-dlg-relu", partial(DLGLeNet, activation="relu"))
 
 
 def flat_parameters(model: nn.Module) -> torch.Tensor:

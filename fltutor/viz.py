@@ -11,7 +11,7 @@ per finished run, as ``fltutor.sweep`` writes them to ``results.jsonl`` (``gener
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -78,6 +78,11 @@ def samples_over_rounds(previews: list[dict], num_rounds_shown: int = 6, title: 
     rows = [(f"round {previews[i]['round']}", previews[i]["images"]) for i in picks]
     if real is not None:
         rows.append((real_label, real))
+    return _image_rows(rows, title or "generated samples over the rounds")
+
+
+def _image_rows(rows: list[tuple[str, Any]], title: str):
+    """A figure of labelled rows of images ``[(label, [k, 1, H, W]), ...]``, one picture each."""
     columns = max(len(images) for _, images in rows)
     fig, axes = plt.subplots(len(rows), 1, squeeze=False, layout="constrained",
                              figsize=(0.9 * columns + 0.8, 0.9 * len(rows) + 0.5))
@@ -87,24 +92,7 @@ def samples_over_rounds(previews: list[dict], num_rounds_shown: int = 6, title: 
         ax.set_yticks([])
         ax.set_frame_on(False)
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(title or "generated samples over the rounds")
-    return fig
-
-
-def reconstruction_pairs(reconstructions, originals, title: str | None = None,
-                         labels: tuple[str, str] = ("reconstructed", "matched original")):
-    """Reconstructions ``[k, 1, H, W]`` above the originals they were matched to, column by
-    column (``fltutor.metrics.matched_pairs``), each row one picture."""
-    columns = len(reconstructions)
-    fig, axes = plt.subplots(2, 1, squeeze=False, layout="constrained",
-                             figsize=(0.6 * columns + 1.6, 1.9))
-    for ax, label, images in zip(axes[:, 0], labels, (reconstructions, originals)):
-        ax.imshow(_tiled_row(images, columns), cmap="gray", vmin=-1, vmax=1)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_frame_on(False)
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(title or "reconstructions and the images they match")
+    fig.suptitle(title)
     return fig
 
 
@@ -388,6 +376,21 @@ def robustness_heatmap(results: list[dict], value: str = "final_test_accuracy",
     fig.colorbar(image, ax=axes[0].tolist(), label=value.replace("_", " "))
     fig.suptitle(title)
     return fig
+
+
+def reconstruction_pairs(originals, reconstructions, true_labels: Sequence[int] | None = None,
+                         labels: Sequence[int] | None = None, title: str = "reconstructions"):
+    """Originals (top row) over the reconstructions paired with them (bottom row), each pair in
+    the order of ``fltutor.metrics.matched_pairs``, the pairing its scores use."""
+    from .metrics import matched_pairs
+
+    rows, columns = matched_pairs(reconstructions, originals)
+    pick = lambda values, index: None if values is None else [values[i] for i in index.tolist()]  # noqa: E731
+    figure, axes = plt.subplots(2, 1, figsize=(max(2.4, 1.0 * len(originals)), 2.8))
+    image_grid(originals[columns], pick(true_labels, columns), ax=axes[0], title="originals")
+    image_grid(reconstructions[rows].clamp(-1, 1), pick(labels, rows), ax=axes[1], title=title)
+    figure.tight_layout()
+    return figure
 
 
 # ----------------------------------------------------------------------------------------------

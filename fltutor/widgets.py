@@ -63,7 +63,10 @@ class LivePlot:
         history = self.histories[label] = []
 
         def observe(record: RoundRecord) -> None:
-            history.append({"round": record.round, self.metric: record.to_json()[self.metric]})
+            value = record.to_json().get(self.metric)
+            if value is None:  # not measured in this round (a curious client's off rounds)
+                return
+            history.append({"round": record.round, self.metric: value})
             self.redraw()
 
         return observe
@@ -681,7 +684,8 @@ class LiveKept:
 def show_history(plot: LivePlot, label: str, history: list[dict]) -> None:
     """Add a finished run's curve to ``plot`` under ``label``, as if it had been run live."""
     name = unique_label(label, plot.histories)
-    plot.histories[name] = [{"round": r["round"], plot.metric: r[plot.metric]} for r in history]
+    plot.histories[name] = [{"round": r["round"], plot.metric: r[plot.metric]} for r in history
+                            if r.get(plot.metric) is not None]
     plot.redraw()
 
 

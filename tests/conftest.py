@@ -68,3 +68,17 @@ def offline(monkeypatch):
         return read(spec, root, train, download=False)
 
     monkeypatch.setattr(data_module, "_torchvision_split", no_download)
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the notebooks' live views would show (``fltutor.widgets.show_in``), collected
+    instead of displayed."""
+    import matplotlib.pyplot as plt
+
+    import fltutor.widgets as widgets
+
+    figures = []
+    monkeypatch.setattr(widgets, "show_in", lambda output, figure: figures.append(figure))
+    yield figures
+    plt.close("all")

@@ -71,6 +71,25 @@ def test_byzantine_benchmark_times_every_scenario_and_its_rule():
         assert 0 < rule < per_round  # the aggregation is timed inside the round
 
 
+def test_inversion_benchmark_reports_every_method_image_by_image():
+    rows = run_benchmark("bench_inversion.py", "--images", "2", "--iterations", "2")
+    assert [row[:4] for row in rows] == [["dlg", "lenet-dlg", "cpu", "2"],
+                                         ["idlg", "lenet-dlg", "cpu", "2"],
+                                         ["ig", "lenet5-wide", "cpu", "2"]]
+    for row in rows:
+        assert row[4].endswith("%") and float(row[7]) > 0  # share reached, median PSNR
+    assert rows[1][8] == "100%"  # iDLG's label is exact
+
+
+def test_curious_benchmark_times_the_round_and_the_reconstruction():
+    rows = run_benchmark("bench_curious.py", "--rounds", "1", "--max-per-class", "5",
+                         "--iterations", "2")
+    assert [row[1:3] for row in rows] == [["lenet5-wide", "none"], ["lenet5-wide", "sign-flip"],
+                                          ["lenet5", "none"]]
+    for row in rows:
+        assert all(float(cell) > 0 for cell in row[3:])
+
+
 def tiny_notebook(folder: Path, name: str, *sources: str) -> None:
     """Write ``folder/NAME.ipynb`` with one markdown cell and a code cell per source."""
     import nbformat

@@ -12,6 +12,6 @@ attack is adding a module, its registered spec, and its import here.
 """
 
 from ..parts import ATTACKS
-from . import backdoor, byzantine, crpa, curious
+from . import backdoor, byzantine, crpa, curious, eavesdropper
 
-__all__ = ["ATTACKS", "backdoor", "byzantine", "crpa", "curious"]
+__all__ = ["ATTACKS", "backdoor", "byzantine", "crpa", "curious", "eavesdropper"]

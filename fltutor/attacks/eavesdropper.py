@@ -1,0 +1,87 @@
+"""An honest-but-curious server: it inverts one client's update, round after round.
+
+The server is the one party that sees every client's update in the clear; it needs to change
+nothing in the protocol to run gradient inversion on them (Zhu et al. 2019; Geiping et al. 2020).
+This is therefore an *observation* of the round (``fltutor.parts.Observation``), not a client:
+after round t it takes the model it broadcast (w_t) and the update one client sent back, and
+searches for a batch of ``images`` dummy images whose simulated local training gives that update
+(``fltutor.attacks.inversion``). What it knows is public: the number of local steps that the
+client's data size, the batch size and the epochs imply, and the configured learning rate; it
+assumes plain gradient descent, a cosine match tolerates Adam's other scaling.
+
+The reconstructions are then scored against that client's own images (``fltutor.metrics``:
+optimally paired, PSNR, SSIM, label accuracy), the measurement a teacher wants, which the
+attack itself never sees.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..checks import MAX_ROUNDS, check, check_choice, check_int
+from ..metrics import reconstruction_scores
+from ..models import load_flat_parameters
+from ..parts import OBSERVATIONS, Observation
+from .inversion import MAX_DUMMY, METHODS, Knowledge, invert
+
+
+def split_like(vector: torch.Tensor, model: torch.nn.Module) -> list[torch.Tensor]:
+    """A flat update cut into one tensor per weight tensor of ``model`` (its parameter order)."""
+    sizes = [p.numel() for p in model.parameters()]
+    return [piece.view_as(p) for piece, p in zip(vector.split(sizes), model.parameters())]
+
+
+@OBSERVATIONS.register("gradient-inversion")
+@dataclass
+class GradientInversion(Observation):
+    """Every ``every`` rounds, the server inverts ``client``'s update with ``method`` into
+    ``images`` dummy images (``iterations`` steps) and records ``inversion_psnr``,
+    ``inversion_ssim`` and ``inversion_label_accuracy`` (``None`` in the other rounds, or when
+    the client was not chosen)."""
+
+    client: int = 0
+    every: int = 1
+    method: str = "ig"
+    images: int = 4
+    iterations: int = 100
+
+    def validate(self) -> None:
+        check_int("client", self.client, 0)
+        check_int("every", self.every, 1, MAX_ROUNDS)
+        check_choice("method", self.method, list(METHODS))
+        check_int("images", self.images, 1, MAX_DUMMY)
+        check_int("iterations", self.iterations, 1, 100_000)
+
+    def check_fits(self, config) -> None:
+        check(self.client < config.num_clients, "client", self.client,
+              f"a client index from 0 to {config.num_clients - 1}")
+
+    def observer(self, federation):
+        config = federation.config
+        model = copy.deepcopy(federation.global_model)
+        victim = federation.clients[self.client]
+        steps = config.local_epochs * math.ceil(victim.num_samples / config.batch_size)
+        knowledge = Knowledge(batch_size=self.images,
+                              image_shape=tuple(federation.data.train_x.shape[1:]),
+                              num_classes=federation.data.num_classes, local_steps=steps,
+                              local_lr=config.lr)
+        empty = {"inversion_psnr": None, "inversion_ssim": None, "inversion_label_accuracy": None}
+
+        def observe(record) -> dict:
+            if record.round % self.every or self.client not in record.client_ids:
+                return empty
+            load_flat_parameters(model, record.global_before)
+            update = record.client_updates[record.client_ids.index(self.client)]
+            with torch.random.fork_rng(devices=[]):  # the run's random stream is left alone
+                result = invert(self.method, model, split_like(update, model), knowledge,
+                                iterations=self.iterations, seed=record.round)
+            scores = reconstruction_scores(result.images.clamp(-1, 1), victim.x, result.labels,
+                                           victim.y)
+            return {"inversion_psnr": scores["psnr"], "inversion_ssim": scores["ssim"],
+                    "inversion_label_accuracy": scores["label_accuracy"]}
+
+        return observe
