@@ -14,12 +14,12 @@ A *defense* here is a label: ``none``, a defense of ``fltutor.parts.DEFENSES`` (
 ``num_malicious`` option assumes one malicious client, the curious one (``CuriousConfig``).
 
 The DP settings: record-level DP is the CRPA study's DP-SGD (``DPConfig()``). Local DP's
-defaults (``LocalDPConfig()``: sigma 1, C 1) would bury the quick profile's updates (norm about
-0.3 over 582,026 weights) under noise of norm about 760: no model would learn, so nothing would
-converge or leak. The sweep gives it ``BACKFIRE_OPTIONS`` instead: C = 0.3 (about the median
-update norm, so clipping bites) and sigma = 0.002, noise of norm about 0.46, 1.5 times an update: it
-slows training, as the study's DP does, at an epsilon that guarantees nothing (5 x 10^5 after one
-round, recorded as ``local_epsilon`` in every run's metrics.json). A local-DP guarantee worth
+defaults (``LocalDPConfig()``: sigma 1, C 1) would bury the quick profile's updates (norm 0.34
+to 0.68 over 582,026 weights, measured) under noise of norm about 760: no model would learn, so
+nothing would converge or leak. The sweep gives it ``BACKFIRE_OPTIONS`` instead: C = 0.6 (about
+the median update norm, so clipping bites) and sigma = 0.002, noise of norm about 0.9, 1.5 times
+an update: it slows training, as the study's DP does, at an epsilon that guarantees nothing
+(5 x 10^5 after one round, recorded as ``local_epsilon`` in every run's metrics.json). A local-DP guarantee worth
 having on a model this size stops it learning at all.
 
 The sweep folder is kept as every sweep's (``fltutor.sweep``): ``sweep.json``, ``results.jsonl``
@@ -67,7 +67,7 @@ BACKFIRE_PER_RUN = ("aggregator", "defenses", "poison", "seed")
 
 #: Settings the sweep gives a defense other than its defaults (why: the module's docstring).
 BACKFIRE_OPTIONS: dict[str, dict[str, Any]] = {
-    "local-dp": dict(noise_multiplier=0.002, max_update_norm=0.3)}
+    "local-dp": dict(noise_multiplier=0.002, max_update_norm=0.6)}
 
 
 @dataclass(frozen=True)
