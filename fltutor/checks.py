@@ -81,6 +81,12 @@ def check_number(name: str, value: Any, low: float, high: float = math.inf, *,
     check(ok, name, value, f"a finite number {lower}{upper}")
 
 
+def check_between_zero_and_one(name: str, value: Any) -> None:
+    """A number strictly between 0 and 1, such as the delta of an (epsilon, delta) guarantee."""
+    check(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1,
+          name, value, f"a number with 0 < {name} < 1")
+
+
 def check_bool(name: str, value: Any) -> None:
     check(isinstance(value, bool), name, value, "True or False")
 

@@ -15,8 +15,10 @@ from typing import Any, Callable, Iterable
 
 from . import __version__
 from .aggregators import AGGREGATORS
+from .backfire import BACKFIRE_DEFENSES, BACKFIRE_POISON
 from .config import MODES, FedConfig, default_profile
 from .data import DATASETS, DataUnavailableError
+from .defenses import registered_defenses
 from .partition import PARTITIONS
 from .sweep import FIGURES, MAX_SWEEP_SEEDS, robustness_attacks
 
@@ -221,17 +223,8 @@ def dp_defenses(args: argparse.Namespace) -> tuple:
     return (DPConfig(**given),)
 
 
-def defense_names() -> list[str]:
-    """The defenses a run may take (``fltutor.parts.DEFENSES``), once their modules are imported
-    (only when asked for: Opacus alone takes seconds)."""
-    from .defenses import dp  # noqa: F401  (files record-dp)
-    from .parts import DEFENSES
-
-    return DEFENSES.names()
-
-
 def add_defense_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dp", choices=RegistryNames(defense_names), metavar="DEFENSE",
+    parser.add_argument("--dp", choices=RegistryNames(registered_defenses), metavar="DEFENSE",
                         help="%(choices)s: a defense on every client (default: none)")
     parser.add_argument("--dp-option", type=parse_option, action="append", default=[],
                         metavar="NAME=VALUE", help="a setting of the --dp defense, e.g. "
@@ -247,7 +240,7 @@ def defense_parts(args: argparse.Namespace) -> tuple:
         if options:
             name, value = next(iter(options.items()))
             raise ValueError(f"--dp-option {name}={value} is not allowed without --dp: choose "
-                             f"the defense with --dp ({', '.join(defense_names())})")
+                             f"the defense with --dp ({', '.join(registered_defenses())})")
         return ()
     spec = DEFENSES[args.dp]
     return (spec(**known_options(spec, options, "--dp-option")),)
@@ -386,6 +379,19 @@ def command_sweep(args: argparse.Namespace) -> None:
                         progress=not args.no_progress, force=args.force)
     figures = ", ".join(FIGURE_FILES[args.figure])
     print(f"{len(results)} runs in {args.out}/results.jsonl; figures {figures} in {args.out}")
+
+
+def command_sweep_backfire(args: argparse.Namespace) -> None:
+    from .backfire import BACKFIRE_FILES, backfire_table, format_table, run_backfire
+    from .recipes.curious import CuriousConfig
+
+    # the sweep's shared settings; every run sets its own defenses, rule, poisoning and seed
+    base = make_config(CuriousConfig, args, **given(args, "num_clients"))
+    results = run_backfire(base, args.out, defenses=args.defenses, poison=args.poison,
+                           seeds=args.seeds, progress=not args.no_progress, force=args.force)
+    print(format_table(backfire_table(results)))
+    print(f"{len(results)} runs in {args.out}/results.jsonl; {', '.join(BACKFIRE_FILES)} in "
+          f"{args.out} (diff < 0: the defense helped the curious client)")
 
 
 def inversion_methods() -> list[str]:
@@ -535,7 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
     curious.set_defaults(handler=command_curious)
 
     sweep = commands.add_parser("sweep", help="resumable sweeps: the CRPA study's figures, "
-                                "attacks against aggregation rules")
+                                "attacks against aggregation rules, defenses against a curious "
+                                "client")
     figures = sweep.add_subparsers(dest="figure", required=True, metavar="SWEEP",
                                    help="what to sweep (fltutor sweep SWEEP --help: its options)")
     for figure in FIGURES:
@@ -563,6 +570,20 @@ def build_parser() -> argparse.ArgumentParser:
                             metavar="ALPHA", help="data splits: iid or a Dirichlet alpha "
                             "(default: iid)")
     robustness.set_defaults(handler=command_sweep_robustness)
+
+    backfire = figures.add_parser("backfire", help="the curious client's RMSE under defenses, "
+                                  "with and without its poisoning: do defenses backfire?")
+    add_federation_options(backfire)
+    add_clients_option(backfire)
+    add_seeds_option(backfire)
+    backfire.add_argument("--defenses", nargs="+", metavar="LABEL",
+                          help="none, a defense (record-dp, local-dp), a rule (krum, median, ...) "
+                               "or one of each joined by + (default: " + " ".join(BACKFIRE_DEFENSES)
+                               + "); none is always run")
+    backfire.add_argument("--poison", default=BACKFIRE_POISON, metavar="ATTACK",
+                          help="the curious client's poisoning in the poisoned runs (default: "
+                               "%(default)s)")
+    backfire.set_defaults(handler=command_sweep_backfire)
 
     add_invert_command(commands)
     return parser

@@ -391,3 +391,42 @@ def reconstruction_pairs(originals, reconstructions, true_labels: Sequence[int] 
     image_grid(reconstructions[rows].clamp(-1, 1), pick(labels, rows), ax=axes[1], title=title)
     figure.tight_layout()
     return figure
+
+
+# ----------------------------------------------------------------------------------------------
+# The curious client's backfire sweep (``fltutor.backfire.run_backfire``).
+
+
+def backfire_curves(results: list[dict]):
+    """The curious client's RMSE over rounds per defense, one panel per poisoning setting.
+
+    Each line is the mean over seeds of the runs' per-round RMSE (``curious_rmse`` at the rounds
+    ``rmse_rounds``), the band spans the lowest to the highest seed. No defense is the thick
+    black line: a defense below it made the reconstructions better (the study's "backfire",
+    arXiv 2506.11413), one above it protected the peers.
+    """
+    poisons = list(dict.fromkeys(r["poison"] for r in results))
+    defenses = list(dict.fromkeys(r["defense"] for r in results))
+    fig, axes = plt.subplots(1, len(poisons), squeeze=False, sharey=True, layout="constrained",
+                             figsize=(5.5 * len(poisons) + 1.5, 4))
+    for ax, poison in zip(axes[0], poisons):
+        for defense in defenses:
+            runs = [r for r in results if r["poison"] == poison and r["defense"] == defense]
+            if not runs:
+                continue
+            rounds = runs[0]["rmse_rounds"]
+            curves = np.array([r["curious_rmse"] for r in runs])
+            baseline = defense == "none"
+            line, = ax.plot(rounds, curves.mean(axis=0), label=defense,
+                            color="black" if baseline else None, linewidth=2.5 if baseline else 1.2)
+            ax.fill_between(rounds, curves.min(axis=0), curves.max(axis=0),
+                            color=line.get_color(), alpha=0.15)
+        ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.set_title(f"poisoning: {poison}")
+    axes[0][0].set_ylabel("curious client's RMSE (lower: more leaked)")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
+    fig.suptitle("RMSE of the curious client's reconstructions over rounds "
+                 "(mean over seeds; band: lowest to highest)")
+    return fig

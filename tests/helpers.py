@@ -37,3 +37,12 @@ def replace_runs(monkeypatch, replacement: Callable[..., dict],
                  runner: Callable[..., dict] = run_crpa) -> None:
     """Put ``replacement`` in the place of a recipe's run function (to fail or stop a sweep)."""
     monkeypatch.setattr(sys.modules[runner.__module__], runner.__name__, replacement)
+
+
+def forbid_runs(monkeypatch, runner: Callable[..., dict] = run_crpa) -> None:
+    """Make any run of ``runner`` fail the test: for checks that must stop a sweep before its
+    first run."""
+    def no_run(config, out_dir, *args, **kwargs):
+        raise AssertionError(f"a run started: {out_dir}")
+
+    replace_runs(monkeypatch, no_run, runner)

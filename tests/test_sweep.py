@@ -17,7 +17,7 @@ import fltutor.sweep as sweep
 from fltutor.partition import STUDY_ALPHAS
 from fltutor.recipes.crpa import CRPAConfig
 from fltutor.sweep import CRPA_PER_RUN, CRPA_RESULTS, RunKey, read_results, run_sweep
-from helpers import record_runs, replace_runs
+from helpers import forbid_runs, record_runs
 
 # Tiny and fast, like the TINY of test_attacks.py, with two rounds and fewer images.
 TINY = dict(max_per_class=20, max_test=100, batch_size=10, optimizer="sgd", lr=0.05,
@@ -33,14 +33,6 @@ def keys_in(out_dir: Path) -> list[tuple]:
     """(G, T, alpha, dp, seed) of every line of results.jsonl, in file order."""
     return [(r["generate_class"], r["target_class"], r["alpha"], r["dp"], r["seed"])
             for r in read_results(out_dir)]
-
-
-def forbid_runs(monkeypatch) -> None:
-    """Make any run fail the test: for checks that must stop a sweep before its first run."""
-    def no_run(config, out_dir, *args, **kwargs):
-        raise AssertionError(f"a run started: {out_dir}")
-
-    replace_runs(monkeypatch, no_run)
 
 
 # --- what a sweep plans ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from fltutor.aggregators import AGGREGATORS
 from fltutor.recipes.byzantine import ByzantineConfig, run_byzantine
 from fltutor.sweep import (ROBUSTNESS_FILES, ROBUSTNESS_RESULTS, RobustnessKey,
                            run_robustness)
-from helpers import record_runs, replace_runs, run_cli
+from helpers import forbid_runs, record_runs, run_cli
 
 TINY = dict(num_clients=6, num_rounds=2, max_per_class=20, max_test=100, batch_size=10,
             device="cpu", attack="none", malicious=0)
@@ -24,13 +24,6 @@ TINY = dict(num_clients=6, num_rounds=2, max_per_class=20, max_test=100, batch_s
 
 def tiny(**changes) -> ByzantineConfig:
     return ByzantineConfig.from_profile("quick", **{**TINY, **changes})
-
-
-def forbid_runs(monkeypatch) -> None:
-    def no_run(config, out_dir, *args, **kwargs):
-        raise AssertionError(f"a run started: {out_dir}")
-
-    replace_runs(monkeypatch, no_run, run_byzantine)
 
 
 def test_a_grid_runs_once_each_resumes_with_nothing_to_do_and_draws_its_heatmap(tmp_path,
@@ -110,7 +103,7 @@ BAD_SWEEPS = [
 
 @pytest.mark.parametrize("grid, named", BAD_SWEEPS, ids=[str(g) for g, _ in BAD_SWEEPS])
 def test_a_bad_grid_fails_in_one_line_before_any_run(grid, named, tmp_path, monkeypatch):
-    forbid_runs(monkeypatch)
+    forbid_runs(monkeypatch, run_byzantine)
     out_dir = tmp_path / "sweep"
     options = {**dict(attacks=["sign-flip"], aggregators=["mean"], malicious=[1]), **grid}
     with pytest.raises(ValueError) as error:
@@ -122,7 +115,7 @@ def test_a_bad_grid_fails_in_one_line_before_any_run(grid, named, tmp_path, monk
 def test_a_folder_of_another_robustness_sweep_is_refused(tmp_path, monkeypatch):
     """The shared settings are compared as for the CRPA sweeps: here the number of rounds."""
     sweep.claim_directory(tmp_path, sweep.shared_settings(tiny(), sweep.ROBUSTNESS_PER_RUN))
-    forbid_runs(monkeypatch)
+    forbid_runs(monkeypatch, run_byzantine)
     with pytest.raises(ValueError, match="num_rounds"):
         run_robustness(tiny(num_rounds=1), tmp_path, attacks=["sign-flip"], aggregators=["mean"],
                        malicious=[1], progress=False)
@@ -160,7 +153,7 @@ def test_the_command_runs_the_grid_it_is_given(tmp_path, monkeypatch, capsys):
     (["--alphas", "often"], "alpha='often'"), (["--attacks", "bogus"], "invalid choice: 'bogus'"),
     (["--aggregators", "bogus"], "invalid choice: 'bogus'"), (["--malicious", "9"], "malicious=9")])
 def test_bad_command_input_is_one_line_exit_2(arguments, named, tmp_path, monkeypatch, capsys):
-    forbid_runs(monkeypatch)
+    forbid_runs(monkeypatch, run_byzantine)
     code, _, err = run_cli(robustness(tmp_path / "sweep", "--aggregators", "mean", *arguments),
                            capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err

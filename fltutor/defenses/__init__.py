@@ -1,8 +1,17 @@
 """Defenses: they wrap a part of the federation (a client's training, an aggregator), never subclass it.
 
-``dp``  record-level differential privacy: DP-SGD on every client through Opacus.
+``dp``        record-level differential privacy: DP-SGD on every client through Opacus.
+``local_dp``  local differential privacy: every honest client clips and noises its own update.
 
 Import a defense from its module (``from fltutor.defenses.dp import DPConfig``): this package
 imports none of them, so that using one defense never pays for another's imports (Opacus alone
-takes seconds).
+takes seconds). ``registered_defenses()`` imports them all, for a choice among every one.
 """
+
+
+def registered_defenses() -> list[str]:
+    """Every defense's name in ``fltutor.parts.DEFENSES``, its module imported to file it."""
+    from ..parts import DEFENSES
+    from . import dp, local_dp  # noqa: F401  (importing a defense's module files it)
+
+    return DEFENSES.names()

@@ -43,7 +43,7 @@ from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from opacus.validators import ModuleValidator
 from torch import nn
 
-from ..checks import MAX_CLIP, MAX_RATE, check, check_number
+from ..checks import MAX_CLIP, MAX_RATE, check_between_zero_and_one, check_number
 from ..parts import DEFENSES, Defense
 from ..training import LocalTraining, train_epochs
 
@@ -89,8 +89,7 @@ class DPConfig(Defense):
         check_number("noise_multiplier", self.noise_multiplier, 0.0, MAX_RATE)
         check_number("max_grad_norm", self.max_grad_norm, 0.0, MAX_CLIP, open_low=True)
         check_number("lr", self.lr, 0.0, MAX_RATE, open_low=True)
-        check(isinstance(self.delta, (int, float)) and not isinstance(self.delta, bool)
-              and 0 < self.delta < 1, "delta", self.delta, "a number with 0 < delta < 1")
+        check_between_zero_and_one("delta", self.delta)
 
     def protect(self, federation: Federation) -> None:
         """Every client trains with DP-SGD (``make_private``)."""

@@ -1,0 +1,240 @@
+"""The backfire sweep (``fltutor sweep backfire``): do defenses help the curious client?
+
+"Byzantine outside, curious inside" (Yue et al., arXiv 2506.11413) finds that DP, Krum, Median,
+DnC, FreqFed and their combinations can make a curious client's reconstructions of its peers'
+images *better* (10-15 % more reconstruction success): they slow the federation's convergence,
+and early models leak most; a rule that keeps few updates (Krum keeps one) averages fewer
+images into the gradient the client inverts. This sweep measures it: the curious client's RMSE
+to its peers' images (``fltutor.recipes.curious``; lower: more leaked) over the rounds, for each
+defense, with and without its poisoning, over seeds.
+
+A *defense* here is a label: ``none``, a defense of ``fltutor.parts.DEFENSES`` (``record-dp``,
+``local-dp``), an aggregation rule of ``fltutor.aggregators.AGGREGATORS`` (``krum``, ``median``,
+``dnc``, ``freqfed``, ...), or one of each joined by ``+`` (``record-dp+krum``). A rule with a
+``num_malicious`` option assumes one malicious client, the curious one (``CuriousConfig``).
+
+The DP settings: record-level DP is the CRPA study's DP-SGD (``DPConfig()``). Local DP's
+defaults (``LocalDPConfig()``: sigma 1, C 1) would bury the quick profile's updates (norm 0.34
+to 0.68 over 582,026 weights, measured) under noise of norm about 760: no model would learn, so
+nothing would converge or leak. The sweep gives it ``BACKFIRE_OPTIONS`` instead: C = 0.6 (about
+the median update norm, so clipping bites) and sigma = 0.002, noise of norm about 0.9, 1.5 times
+an update: it slows training, as the study's DP does, at an epsilon that guarantees nothing
+(5 x 10^5 after one round, recorded as ``local_epsilon`` in every run's metrics.json). A local-DP guarantee worth
+having on a model this size stops it learning at all.
+
+The sweep folder is kept as every sweep's (``fltutor.sweep``): ``sweep.json``, ``results.jsonl``
+(one line per run: its key, the RMSE of every round, its mean, final accuracy; ``BACKFIRE_FIELDS``),
+``runs/NAME/``; a rerun skips finished runs. When all are done it writes ``BACKFIRE_FILES`` from
+every run in the folder: the figure of RMSE over rounds per defense (mean over seeds, band from
+the lowest to the highest seed) and the table of each defense's difference to no defense
+(``backfire_table``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .checks import check, check_choice, check_int
+from .experiments import atomic_write, save_figure, usable_out_dir, write_json
+from .sweep import MAX_SWEEP_SEEDS, Results, run_planned, shared_settings
+
+if TYPE_CHECKING:
+    from .parts import Defense
+    from .recipes.curious import CuriousConfig
+
+#: The defenses of the study's backfire experiment, with two DP + robust-rule combinations.
+BACKFIRE_DEFENSES = ("none", "record-dp", "local-dp", "krum", "median", "dnc", "freqfed",
+                     "record-dp+krum", "local-dp+median")
+#: The poisoning a curious client adds in the sweep's poisoned runs (``--poison``).
+BACKFIRE_POISON = "sign-flip"
+#: The figure and the table files a finished sweep writes into its folder.
+BACKFIRE_FILES = ("backfire_rmse.png", "backfire_table.csv", "backfire_table.json")
+#: The fields of a backfire sweep's results.jsonl line.
+BACKFIRE_FIELDS = {"defense": "a text", "poison": "a text", "seed": "an integer",
+                   "rmse_rounds": "a list", "curious_rmse": "a list",
+                   "mean_curious_rmse": "a number", "final_test_accuracy": "a number",
+                   "rounds": "an integer", "seconds": "a number"}
+#: The fields a backfire sweep sets per run; the others are the sweep's shared settings.
+BACKFIRE_PER_RUN = ("aggregator", "defenses", "poison", "seed")
+
+
+#: Settings the sweep gives a defense other than its defaults (why: the module's docstring).
+BACKFIRE_OPTIONS: dict[str, dict[str, Any]] = {
+    "local-dp": dict(noise_multiplier=0.002, max_update_norm=0.6)}
+
+
+@dataclass(frozen=True)
+class BackfireKey:
+    """What tells one run of a backfire sweep from another."""
+
+    defense: str
+    poison: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.defense}-{self.poison}-seed{self.seed}"
+
+
+BACKFIRE_RESULTS = Results(BackfireKey, BACKFIRE_FIELDS)
+
+
+def defense_names() -> tuple[list[str], list[str]]:
+    """The names a defense label is made of: the registered defenses, the aggregation rules."""
+    from .aggregators import AGGREGATORS
+    from .defenses import registered_defenses
+
+    return registered_defenses(), [name for name in AGGREGATORS.names() if name != "mean"]
+
+
+def defense_setting(label: str) -> tuple[tuple[Defense, ...], str]:
+    """``label``'s defenses and rule: ``"record-dp+krum"`` -> ``((DPConfig(),), "krum")``.
+
+    ``none`` is no defense and FedAvg's mean; otherwise each ``+``-joined name is a registered
+    defense or a rule, each named once, with at most one rule.
+    """
+    defenses, rules = defense_names()
+    names = label.split("+") if isinstance(label, str) else []
+    check(label == "none" or (names and all(n in defenses or n in rules for n in names)
+                              and len(set(names)) == len(names)
+                              and sum(n in rules for n in names) <= 1),
+          "defense", label, f"none, or names joined by +, each once, at most one rule: defenses "
+          f"{', '.join(defenses)}; rules {', '.join(rules)}")
+    from .parts import DEFENSES
+
+    specs = tuple(DEFENSES[n](**BACKFIRE_OPTIONS.get(n, {})) for n in names if n in defenses)
+    return specs, next((n for n in names if n in rules), "mean")
+
+
+def backfire_config(base: CuriousConfig, key: BackfireKey) -> CuriousConfig:
+    """One run's configuration: ``base`` with the run's defenses, rule, poisoning and seed, made
+    by ``CuriousConfig.from_profile`` so that a rule assumes the curious client as its one
+    malicious client."""
+    defenses, rule = defense_setting(key.defense)
+    settings = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    settings.pop("profile")
+    return type(base).from_profile(base.profile, **{
+        **settings, "aggregator": rule, "defenses": defenses, "poison": key.poison,
+        "seed": key.seed})
+
+
+def run_traced(config: CuriousConfig, out_dir: Path, **options: Any) -> dict:
+    """``run_curious``, with the RMSE of every round it reconstructed in added to its summary
+    (the sweep's results line keeps the curve, not only the headline numbers)."""
+    from .recipes import curious
+
+    metrics = curious.run_curious(config, out_dir, **options)
+    scored = [r for r in metrics["rounds"] if "curious_rmse" in r]
+    trace = {"rmse_rounds": [r["round"] for r in scored],
+             "curious_rmse": [r["curious_rmse"] for r in scored]}
+    return {**metrics, "summary": {**metrics["summary"], **trace}}
+
+
+def run_backfire(base: CuriousConfig, out_dir: str | Path, defenses: list[str] | None = None,
+                 poison: str = BACKFIRE_POISON, seeds: int = 1, progress: bool = True,
+                 force: bool = False) -> list[dict]:
+    """Run (or resume) every defense with the curious client clean and poisoning, over seeds.
+
+    ``defenses``: labels (default ``BACKFIRE_DEFENSES``; ``none`` is always run, as the
+    baseline); ``poison``: the poisoning attack of the poisoned runs; ``seeds`` seeds from
+    ``base.seed`` on. Every run's configuration is checked before the first starts. When all are
+    done the figure and table of ``BACKFIRE_FILES`` are written, from all results in the folder
+    (an earlier sweep there with more defenses or seeds included). Returns all results so far.
+    """
+    from .attacks.curious import poisoning_attacks
+
+    check_int("seeds", seeds, 1, MAX_SWEEP_SEEDS)
+    check(isinstance(force, bool), "force", force, "True or False")
+    labels = BACKFIRE_DEFENSES if defenses is None else defenses
+    check(isinstance(labels, (list, tuple)) and len(labels) > 0, "defenses", labels,
+          "a non-empty list of defense labels")
+    check_choice("poison", poison, [p for p in poisoning_attacks() if p != "none"])
+    out_dir = usable_out_dir(out_dir)
+    labels = list(dict.fromkeys(["none", *labels]))
+    keys = [BackfireKey(label, attack, seed) for label in labels for attack in ("none", poison)
+            for seed in range(base.seed, base.seed + seeds)]
+    configs = {key: backfire_config(base, key) for key in keys}  # validates every run
+
+    def line(key: BackfireKey, summary: dict) -> dict:
+        return {**dataclasses.asdict(key), "rmse_rounds": summary["rmse_rounds"],
+                "curious_rmse": summary["curious_rmse"],
+                "mean_curious_rmse": float(np.mean(summary["curious_rmse"])),
+                "final_test_accuracy": summary["final_test_accuracy"],
+                "rounds": summary["rounds"], "seconds": summary["total_seconds"]}
+
+    results = run_planned("backfire", configs, shared_settings(base, BACKFIRE_PER_RUN), out_dir,
+                          BACKFIRE_RESULTS, run_traced, line, progress, force)
+    write_backfire(results, out_dir)
+    return results
+
+
+def backfire_table(results: list[dict]) -> list[dict]:
+    """Per defense and poisoning: its mean RMSE and how far it lies from no defense's.
+
+    For every seed, the run's mean RMSE over its rounds minus that of the run without defense
+    (same poisoning, same seed: the same data and start); then the mean of those differences
+    over the seeds, their standard deviation, lowest and highest, and the mean difference in
+    percent of no defense's mean RMSE. A negative difference is the backfire: the defense made
+    the curious client's reconstructions better. ``final_test_accuracy`` is the mean over seeds.
+
+    >>> runs = [{"defense": d, "poison": "none", "seed": s, "mean_curious_rmse": v,
+    ...          "final_test_accuracy": 0.5} for d, s, v in
+    ...         [("none", 0, 0.4), ("none", 1, 0.5), ("krum", 0, 0.3), ("krum", 1, 0.5)]]
+    >>> row = backfire_table(runs)[1]
+    >>> row["defense"], round(row["difference"], 3), round(row["relative_percent"], 1)
+    ('krum', -0.05, -11.1)
+    """
+    baseline = {(r["poison"], r["seed"]): r["mean_curious_rmse"] for r in results
+                if r["defense"] == "none"}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        if (r["poison"], r["seed"]) in baseline:
+            groups.setdefault((r["defense"], r["poison"]), []).append(r)
+    rows = []
+    for (defense, poison), runs in groups.items():
+        rmse = np.array([r["mean_curious_rmse"] for r in runs])
+        differences = rmse - np.array([baseline[(poison, r["seed"])] for r in runs])
+        reference = np.mean([baseline[(poison, r["seed"])] for r in runs])
+        rows.append({"defense": defense, "poison": poison, "seeds": len(runs),
+                     "mean_rmse": float(rmse.mean()), "difference": float(differences.mean()),
+                     "difference_std": float(differences.std()),
+                     "difference_min": float(differences.min()),
+                     "difference_max": float(differences.max()),
+                     "relative_percent": float(100 * differences.mean() / reference),
+                     "final_test_accuracy": float(np.mean([r["final_test_accuracy"]
+                                                           for r in runs]))})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """The table as fixed-width text, one row per defense and poisoning."""
+    header = (f"{'defense':<18} {'poison':<10} {'seeds':>5} {'RMSE':>7} {'diff':>8} "
+              f"{'std':>7} {'min':>8} {'max':>8} {'diff %':>7} {'acc':>6}")
+    lines = [header] + [
+        f"{r['defense']:<18} {r['poison']:<10} {r['seeds']:>5} {r['mean_rmse']:>7.4f} "
+        f"{r['difference']:>+8.4f} {r['difference_std']:>7.4f} {r['difference_min']:>+8.4f} "
+        f"{r['difference_max']:>+8.4f} {r['relative_percent']:>+7.1f} "
+        f"{r['final_test_accuracy']:>6.3f}" for r in rows]
+    return "\n".join(lines)
+
+
+def write_backfire(results: list[dict], out_dir: Path) -> list[dict]:
+    """The figure and the table (CSV and JSON) of ``results`` into ``out_dir``; the table."""
+    from .viz import backfire_curves
+
+    rows = backfire_table(results)
+    save_figure(backfire_curves(results), out_dir / BACKFIRE_FILES[0])
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["defense"])
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(out_dir / BACKFIRE_FILES[1], lambda tmp: Path(tmp).write_text(text.getvalue()))
+    write_json(out_dir / BACKFIRE_FILES[2], rows)
+    return rows
