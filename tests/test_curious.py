@@ -212,6 +212,19 @@ def test_sign_flipping_slows_the_training_down(mnist_small):
     assert flipped[-1] < honest[-1]
 
 
+def test_the_quick_fedsgd_profile_reconstructs_every_image_its_gradient_holds():
+    # Prepare: the profile where the leak shows (one peer, FedSGD: g is its full-batch gradient).
+    config = CuriousConfig.from_profile("quick-fedsgd", device="cpu",
+                                        curious_options={"iterations": 2})
+    # Execute
+    federation = Federation.build(config)
+    observer = curious_observer(federation)
+    # Assert: one dummy per image of the peer's step, built on the quick base profile.
+    assert config.mode == "fedsgd" and config.profile == "quick"
+    assert observer.attack.iterations == 2 and observer.attack.prior_weight == 0.01  # merged
+    assert observer.num_images == len(observer.peer_images) == federation.clients[1].num_samples
+
+
 # the run to disk ---------------------------------------------------------------------------------
 
 def small_run(**overrides) -> CuriousConfig:
