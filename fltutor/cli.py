@@ -99,7 +99,8 @@ def add_federation_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs a federation."""
     parser.add_argument("--dataset", help=", ".join(DATASETS.names()) + " (default: the "
                         "profile's, else mnist)")
-    parser.add_argument("--profile", help="quick or paper (default: paper on a GPU, else quick)")
+    parser.add_argument("--profile", help="quick or paper; fltutor curious also has quick-fedsgd "
+                        "(default: paper on a GPU, else quick)")
     parser.add_argument("--rounds", type=int, help="number of rounds (default: the profile's)")
     parser.add_argument("--max-per-class", type=int,
                         help="training images kept per class (default: the profile's)")

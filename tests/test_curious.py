@@ -201,6 +201,18 @@ def test_poisoning_is_delegated_to_the_named_attack(mnist_small):
     assert "backdoor_success" in federation.history[0] and "curious_rmse" in federation.history[0]
 
 
+def test_a_diverged_model_is_recorded_and_the_run_goes_on(mnist_small):
+    # A poisoning that outweighs every honest client a millionfold: the global model stops being
+    # finite within a few rounds, and those rounds have nothing to reconstruct from; the run
+    # still finishes.
+    config = CuriousConfig(**SMALL, num_rounds=4, poison="scaling",
+                           poison_options={"factor": 1e6}, curious_options=CHEAP)
+    history = Federation.build(config, data=mnist_small).run(progress=False)
+    assert len(history) == 4 and "curious_rmse" in history[0]
+    diverged = [r for r in history if r.get("curious_diverged")]
+    assert diverged and all("curious_rmse" not in r for r in diverged)
+
+
 def test_sign_flipping_slows_the_training_down(mnist_small):
     def accuracies(poison: str) -> list[float]:
         config = CuriousConfig(**SMALL, num_rounds=3, poison=poison, curious_options=CHEAP)

@@ -295,7 +295,10 @@ class CuriousObserver:
     matches reconstructions to them optimally (``fltutor.metrics.matched_pairs``); it records
     ``curious_rmse``, ``curious_psnr`` and ``curious_ssim`` (lower RMSE: more leaked), and
     ``curious_seconds``, the time reconstructing and scoring took; it keeps
-    the last ``RoundReconstruction`` in ``latest`` for figures.
+    the last ``RoundReconstruction`` in ``latest`` for figures. A round whose global model has
+    diverged (weights or reconstructions no longer finite: a poisoning that outweighs the honest
+    clients can do that) has nothing to score; it records ``curious_diverged`` instead, and the
+    run goes on.
     """
 
     def __init__(self, attack: "CuriousClient", federation, autoencoder: Autoencoder,
@@ -335,10 +338,14 @@ class CuriousObserver:
                                       self.local_steps)
         if self.attack.subtract_own:
             gradient = self.without_own(gradient, record)
+        if not torch.isfinite(record.global_before).all() or not torch.isfinite(gradient).all():
+            return {"curious_diverged": True}
         images, labels = reconstruct(self.model, gradient, self.autoencoder.decoder,
                                      self.start_codes, self.prior, self.num_classes,
                                      self.attack.iterations, self.attack.reconstruction_lr,
                                      self.attack.prior_weight, seed=self.seed)
+        if not torch.isfinite(images).all():
+            return {"curious_diverged": True}
         scores = reconstruction_scores(images, self.peer_images)
         rows, columns = matched_pairs(images, self.peer_images)
         self.latest = RoundReconstruction(record.round, images[rows], labels[rows],
