@@ -79,7 +79,6 @@ def run_curious_live(config: CuriousConfig, data: Data, plot: LivePlot | None = 
             if pictures is not None:
                 show_in(pictures, CuriousRun(config, [], reconstructions).figure(record.round))
 
-
     federation.observers.append(keep)
     if plot is not None:
         federation.observers.append(plot.observer(poison_label(config)))
