@@ -213,6 +213,11 @@ def dlg(model: nn.Module, observed: Sequence[torch.Tensor], knowledge: Knowledge
     code; one iteration is one ``LBFGS.step`` of up to 20 evaluations) minimises
     ||grad_w L(f(x'), softmax(y')) - g||^2 over both. With ``labels`` given (iDLG) only the
     images are searched. The recovered labels are the argmax of the soft labels.
+
+    Unlike DLG's code, L-BFGS searches its step length (a strong-Wolfe line search, torch's
+    ``line_search_fn``): with the fixed step of lr 1 it overshoots from many starts in float32
+    and stalls with a blurred guess (from one model seed, 1 of 8 test images reached 30 dB in 60
+    iterations), while with the line search the same starts reach over 70 dB.
     """
     settings = settings or Settings(lr=1.0)
     check_observed(model, observed)
@@ -224,7 +229,7 @@ def dlg(model: nn.Module, observed: Sequence[torch.Tensor], knowledge: Knowledge
         logits = torch.randn(knowledge.batch_size, knowledge.num_classes,
                              generator=generator).to(device).requires_grad_(labels is None)
         searched = [images] if labels is not None else [images, logits]
-        optimizer = torch.optim.LBFGS(searched, lr=settings.lr)
+        optimizer = torch.optim.LBFGS(searched, lr=settings.lr, line_search_fn="strong_wolfe")
         targets = (lambda: labels) if labels is not None else (lambda: logits.softmax(dim=1))
 
         def closure() -> torch.Tensor:
