@@ -45,6 +45,7 @@ from ..checks import (MAX_BATCH, check_bool, MAX_EPOCHS, MAX_LATENT, MAX_RATE, M
 from ..metrics import matched_pairs, reconstruction_scores
 from ..models import MODELS, load_flat_parameters
 from ..parts import ATTACKS, Attack, known_options
+from . import inversion
 from .inversion import gradient_distance
 
 #: The most dummy images one reconstruction optimises at once (each costs a double backward pass).
@@ -204,14 +205,6 @@ def dummy_count(batch_size: int, num_peers: int, budget: int) -> int:
     return min(batch_size * num_peers, budget)
 
 
-def model_gradient(model: nn.Module, images: torch.Tensor, soft_labels: torch.Tensor
-                   ) -> list[torch.Tensor]:
-    """The gradient of the mean cross-entropy of ``model`` on images with soft labels, layer by
-    layer, kept in the graph so that it can be differentiated again (DLG's double backward)."""
-    loss = F.cross_entropy(model(images), soft_labels)
-    return list(torch.autograd.grad(loss, list(model.parameters()), create_graph=True))
-
-
 def reconstruct(model: nn.Module, gradient: torch.Tensor, decoder: nn.Module,
                 start_codes: torch.Tensor, prior: LatentPrior, num_classes: int,
                 iterations: int = 100, lr: float = 0.05, prior_weight: float = 1.0,
@@ -252,7 +245,9 @@ def reconstruct(model: nn.Module, gradient: torch.Tensor, decoder: nn.Module,
     optimizer = torch.optim.Adam([codes, logits], lr=lr)
     for _ in range(iterations):
         optimizer.zero_grad(set_to_none=True)
-        dummy = model_gradient(model, decoder(codes), logits.softmax(dim=1))
+        # the gradient of the dummies, kept in the graph to be differentiated again (DLG)
+        dummy = inversion.gradient(model, decoder(codes), logits.softmax(dim=1),
+                                   create_graph=True)
         loss = gradient_distance(dummy, target, "cosine") + prior_weight * prior.penalty(codes)
         codes.grad, logits.grad = torch.autograd.grad(loss, [codes, logits])
         optimizer.step()
