@@ -90,7 +90,7 @@ def main() -> None:
                 for name in rules:
                     peak = updates_gb * (1 + COPIES[name])
                     row.append(f"skip ({peak:.1f} GB)" if peak > args.memory_gb else
-                               f"{seconds_per_call(name, updates, repeats):.4f}")
+                               f"{seconds_per_call(name, updates, repeats):.3g}")
                 del updates
                 rows.append(row)
                 print(f"  {model} with {num_clients} clients on {device}: done", flush=True)

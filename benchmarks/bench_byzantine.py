@@ -83,7 +83,7 @@ def main() -> None:
                                             rule_options, args.model, device, rounds,
                                             args.max_per_class)
             rows.append([device, f"{malicious} x {attack}", rule, f"{round_s:.3f}",
-                         f"{rule_s:.4f}", f"{100 * rule_s / round_s:.1f}"])
+                         f"{rule_s:.3g}", f"{100 * rule_s / round_s:.1f}"])
             print(f"  {malicious} x {attack} against {rule} on {device}: done", flush=True)
     print(f"\nSeconds per round at quick scale ({args.model}; median of {rounds} rounds after a "
           f"warm-up).\n")
