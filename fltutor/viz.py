@@ -430,3 +430,48 @@ def backfire_curves(results: list[dict]):
     fig.suptitle("RMSE of the curious client's reconstructions over rounds "
                  "(mean over seeds; band: lowest to highest)")
     return fig
+
+
+def privacy_frontier(means: dict[tuple, dict], labels: dict[str, str], no_dp: str = "none"):
+    """Epsilon against utility and against each attack's success, one panel per scenario.
+
+    ``means`` maps (DP kind, sigma, C, scenario) to the mean over seeds of that setting's runs
+    (``epsilon``, ``final_test_accuracy``, ``success``; ``fltutor.privacy.mean_by_setting``);
+    ``labels`` names each scenario's y axis; a scenario without attack (``success`` None) shows
+    its accuracy.
+    Each DP kind is a line over its settings, at its run's own epsilon (log scale: more privacy
+    to the left); no DP, whose epsilon is infinite, is the dashed black line across. Points of
+    zero noise (infinite epsilon) are left out.
+    """
+    scenarios = list(labels)
+    columns = min(3, len(scenarios))
+    rows = -(-len(scenarios) // columns)
+    fig, axes = plt.subplots(rows, columns, squeeze=False, layout="constrained",
+                             figsize=(4.2 * columns + 1.5, 3.3 * rows))
+    kinds = list(dict.fromkeys(key[0] for key in means if key[0] != no_dp))
+
+    def shown(value: dict) -> float | None:
+        return value["final_test_accuracy"] if value["success"] is None else value["success"]
+
+    for ax, scenario in zip(axes.flat, scenarios):
+        references = [shown(v) for key, v in means.items() if key[0] == no_dp and key[3] == scenario]
+        if references:
+            ax.axhline(references[0], color="black", linestyle="--", label="no DP")
+        for kind in kinds:
+            points = sorted((value["epsilon"], shown(value)) for key, value in means.items()
+                            if key[0] == kind and key[3] == scenario
+                            and np.isfinite(value["epsilon"]))
+            if points:
+                ax.plot(*zip(*points), marker="o", label=kind)
+        ax.set_xscale("log")
+        ax.set_xlabel("epsilon of the run (log)")
+        ax.set_ylabel(labels[scenario], fontsize=8)
+        ax.set_title(scenario)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(scenarios):]:
+        ax.set_visible(False)
+    handles = {label: handle for ax in axes.flat for handle, label in
+               zip(*ax.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=8)
+    fig.suptitle("what DP buys against each attack: epsilon against its success (mean over seeds)")
+    return fig
