@@ -201,7 +201,7 @@ class PrivateAggregation:
 
 
 def update_noise_multiplier(noise_multiplier: float, count_noise: float) -> float:
-    """The update's noise multiplier under adaptive clipping: ``(sigma^-2 - (2 sigma_b)^-2)^(-1/2)``.
+    """Adaptive clipping's noise multiplier of the update: ``(sigma^-2 - (2 sigma_b)^-2)^(-1/2)``.
 
     With it, the noised update and the noised count together are as private as one release at
     sigma (Andrew et al. 2021, Theorem 1). Defined for 0 < sigma < 2 sigma_b only.
