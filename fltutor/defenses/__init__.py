@@ -2,6 +2,8 @@
 
 ``dp``        record-level differential privacy: DP-SGD on every client through Opacus.
 ``local_dp``  local differential privacy: every honest client clips and noises its own update.
+``client_dp`` client-level differential privacy: the server clips, aggregates and noises the
+              updates (DP-FedAvg), with a fixed or an adaptive clip.
 
 Import a defense from its module (``from fltutor.defenses.dp import DPConfig``): this package
 imports none of them, so that using one defense never pays for another's imports (Opacus alone
@@ -12,6 +14,6 @@ takes seconds). ``registered_defenses()`` imports them all, for a choice among e
 def registered_defenses() -> list[str]:
     """Every defense's name in ``fltutor.parts.DEFENSES``, its module imported to file it."""
     from ..parts import DEFENSES
-    from . import dp, local_dp  # noqa: F401  (importing a defense's module files it)
+    from . import client_dp, dp, local_dp  # noqa: F401  (importing a defense's module files it)
 
     return DEFENSES.names()

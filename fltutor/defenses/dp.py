@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterator
 
 import torch
 from opacus import GradSampleModule
@@ -80,6 +80,12 @@ class DPConfig(Defense):
     ValueError: delta=1.0 is not allowed: it must be a number with 0 < delta < 1
     """
 
+    #: What every DP spec names (``ClientDPConfig`` and ``LocalDPConfig`` too), so a sweep or a
+    #: notebook can handle any of them: the field holding its clipping norm, and the history key
+    #: its epsilon is recorded under.
+    clip_setting: ClassVar[str] = "max_grad_norm"
+    epsilon_metric: ClassVar[str] = "epsilon"
+
     noise_multiplier: float = 0.3
     max_grad_norm: float = 1.5
     lr: float = 0.25
@@ -94,6 +100,24 @@ class DPConfig(Defense):
     def protect(self, federation: Federation) -> None:
         """Every client trains with DP-SGD (``make_private``)."""
         make_private(federation, self)
+
+
+def accountant_epsilon(noise_multiplier: float, sample_rate: float, steps: int,
+                       delta: float) -> float:
+    """Epsilon after ``steps`` releases of the sampled Gaussian mechanism, at ``delta``.
+
+    Each release samples at ``sample_rate`` and adds noise ``noise_multiplier`` times the
+    sensitivity; Opacus's ``RDPAccountant`` composes them over ``RENYI_ORDERS``. No noise, no
+    guarantee: infinity. The callers check their own arguments, in their own terms.
+
+    >>> round(accountant_epsilon(1.0, 0.1, 100, 1e-5), 2)
+    7.9
+    """
+    if noise_multiplier == 0:
+        return math.inf
+    accountant = RDPAccountant()
+    accountant.history = [(noise_multiplier, sample_rate, steps)]
+    return float(accountant.get_epsilon(delta, alphas=RENYI_ORDERS))
 
 
 def poisson_sample_rate(num_samples: int, batch_size: int | None) -> float:

@@ -48,17 +48,15 @@ inf
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import torch
-from opacus.accountants import RDPAccountant
 
 from ..checks import (MAX_CLIP, MAX_RATE, MAX_ROUNDS, check_between_zero_and_one, check_int,
                       check_number)
 from ..parts import DEFENSES, Defense
-from .dp import RENYI_ORDERS
+from .dp import accountant_epsilon
 
 if TYPE_CHECKING:
     from ..federation import Client, ClientUpdate, Federation, RoundRecord
@@ -85,6 +83,9 @@ class LocalDPConfig(Defense):
     ...
     ValueError: delta=0 is not allowed: it must be a number with 0 < delta < 1
     """
+
+    clip_setting: ClassVar[str] = "max_update_norm"  # as in every DP spec (``DPConfig``)
+    epsilon_metric: ClassVar[str] = "local_epsilon"
 
     noise_multiplier: float = 1.0
     max_update_norm: float = 1.0
@@ -153,8 +154,4 @@ def local_epsilon(noise_multiplier: float, rounds: int, delta: float) -> float:
     check_number("noise_multiplier", noise_multiplier, 0.0, MAX_RATE)
     check_int("rounds", rounds, 1, MAX_ROUNDS)
     check_between_zero_and_one("delta", delta)
-    if noise_multiplier == 0:
-        return math.inf
-    accountant = RDPAccountant()
-    accountant.history = [(noise_multiplier / REPLACEMENT_SENSITIVITY, 1.0, rounds)]
-    return float(accountant.get_epsilon(delta, alphas=RENYI_ORDERS))
+    return accountant_epsilon(noise_multiplier / REPLACEMENT_SENSITIVITY, 1.0, rounds, delta)
