@@ -395,6 +395,38 @@ def command_sweep_backfire(args: argparse.Namespace) -> None:
           f"{args.out} (diff < 0: the defense helped the curious client)")
 
 
+def command_sweep_privacy(args: argparse.Namespace) -> None:
+    from .privacy import PRIVACY_FILES, attack_stops, format_privacy_table, privacy_table, run_privacy
+
+    profile = args.profile if args.profile is not None else default_profile(args.device)
+    shared = dict(device=args.device, data_root=args.data_root, allow_fallback=args.fallback,
+                  **given(args, "dataset"))
+    results = run_privacy(args.out, kinds=args.kinds, noises=args.noises, clips=args.clips,
+                          scenarios=args.scenarios, seeds=args.seeds, seed=args.seed,
+                          profile=profile, shared=shared, progress=not args.no_progress,
+                          force=args.force)
+    print(format_privacy_table(privacy_table(results)))
+    for stop in attack_stops(results):
+        where = ("never stopped" if stop["stops_at_epsilon"] is None else
+                 f"stopped at epsilon {stop['stops_at_epsilon']:.3g} (sigma {stop['noise']:g}, "
+                 f"clean accuracy {stop['clean_accuracy']:.3f})")
+        print(f"{stop['scenario']} under {stop['kind']}: {where}")
+    print(f"{len(results)} runs in {args.out}/results.jsonl; {', '.join(PRIVACY_FILES)} in "
+          f"{args.out}")
+
+
+def privacy_kinds() -> list[str]:
+    from .privacy import NO_DP, dp_kinds
+
+    return [NO_DP, *dp_kinds()]
+
+
+def privacy_scenarios() -> list[str]:
+    from .privacy import SCENARIOS
+
+    return list(SCENARIOS)
+
+
 def inversion_methods() -> list[str]:
     from .attacks.inversion import METHODS
 
@@ -543,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = commands.add_parser("sweep", help="resumable sweeps: the CRPA study's figures, "
                                 "attacks against aggregation rules, defenses against a curious "
-                                "client")
+                                "client, DP against every attack")
     figures = sweep.add_subparsers(dest="figure", required=True, metavar="SWEEP",
                                    help="what to sweep (fltutor sweep SWEEP --help: its options)")
     for figure in FIGURES:
@@ -585,6 +617,31 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the curious client's poisoning in the poisoned runs (default: "
                                "%(default)s)")
     backfire.set_defaults(handler=command_sweep_backfire)
+
+    privacy = figures.add_parser("privacy", help="DP kind x noise x clipping norm against every "
+                                 "attack: epsilon, accuracy and each attack's success")
+    privacy.add_argument("--profile", help="quick or paper (default: paper on a GPU, else quick)")
+    privacy.add_argument("--kinds", nargs="+", choices=RegistryNames(privacy_kinds),
+                         metavar="KIND", help="%(choices)s (default: every DP kind; none, the "
+                         "reference, is always run)")
+    privacy.add_argument("--noises", nargs="+", type=float, metavar="SIGMA",
+                         help="noise multipliers (default: each kind's grid)")
+    privacy.add_argument("--clips", nargs="+", type=float, metavar="C",
+                         help="clipping norms (default: each kind's grid)")
+    privacy.add_argument("--scenarios", nargs="+", choices=RegistryNames(privacy_scenarios),
+                         metavar="SCENARIO", help="%(choices)s (default: all)")
+    privacy.add_argument("--dataset", help=", ".join(DATASETS.names()) + " (default: the "
+                         "profile's, else mnist)")
+    privacy.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
+    add_seeds_option(privacy)
+    privacy.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    privacy.add_argument("--data-root", help="dataset folder (default: $FLTUTOR_DATA or a cache)")
+    privacy.add_argument("--fallback", action="store_true",
+                         help="offline without data: use the small embedded digits dataset")
+    privacy.add_argument("--out", required=True, help="output directory")
+    privacy.add_argument("--force", action="store_true", help="run the planned runs again")
+    privacy.add_argument("--no-progress", action="store_true", help="no progress bar")
+    privacy.set_defaults(handler=command_sweep_privacy)
 
     add_invert_command(commands)
     return parser

@@ -117,11 +117,31 @@ SCENARIOS: dict[str, Scenario] = {
 INVERSION_FEDERATION = dict(model="lenet5-wide", num_clients=100, max_per_class=20,
                             max_test=500, num_rounds=1, batch_size=2, optimizer="sgd", lr=0.05)
 
-#: What each profile changes in each scenario's recipe profile (``quick``: about a minute and a
-#: half per setting, all scenarios, on two CPU cores; ``paper``: the recipes' paper profiles).
-PRIVACY_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {"crpa": dict(num_rounds=12, max_per_class=100), "curious": dict(num_rounds=4)},
-    "paper": {},
+@dataclass(frozen=True)
+class PrivacyProfile:
+    """A scale of the sweep: the recipes' profile its scenarios build on, and what it changes in
+    each scenario (``{scenario: {setting: value}}``)."""
+
+    recipes: str
+    changes: dict[str, dict[str, Any]]
+
+
+#: ``quick``: about a minute and a half per setting, all seven scenarios, on two CPU cores;
+#: ``tiny``: seconds per scenario (the inversion's 9 s aside), for notebook 07's live runs and the
+#: tests, at which only the inversion and the Byzantine attacks show what they do; ``paper``:
+#: the recipes' paper profiles.
+PRIVACY_PROFILES: dict[str, PrivacyProfile] = {
+    "quick": PrivacyProfile("quick", {"crpa": dict(num_rounds=12, max_per_class=100),
+                                      "crpa-control": dict(num_rounds=12, max_per_class=100),
+                                      "curious": dict(num_rounds=4)}),
+    "tiny": PrivacyProfile("quick", {
+        **{name: dict(num_rounds=4, max_per_class=30, max_test=200)
+           for name in ("clean", "sign-flip-mean", "sign-flip-median")},
+        **{name: dict(num_rounds=3, max_per_class=20, max_test=200, gan=dict(steps=3))
+           for name in ("crpa", "crpa-control")},
+        "curious": dict(model="lenet5", num_rounds=2, max_per_class=20, max_test=100,
+                        curious_options=dict(autoencoder_epochs=2, iterations=5, max_dummies=4))}),
+    "paper": PrivacyProfile("paper", {}),
 }
 
 
@@ -182,11 +202,10 @@ def scenario_config(profile: str, key: PrivacyKey, shared: dict[str, Any] | None
     the seed."""
     check_choice("profile", profile, PRIVACY_PROFILES)
     check_choice("scenario", key.scenario, SCENARIOS)
-    scenario = SCENARIOS[key.scenario]
-    values = {**scenario.settings, **PRIVACY_PROFILES[profile].get(key.scenario, {}),
-              **(shared or {}), "defenses": dp_defense(key.kind, key.noise, key.clip),
-              "seed": key.seed}
-    return RECIPES[scenario.recipe].config(profile, values)
+    scenario, scale = SCENARIOS[key.scenario], PRIVACY_PROFILES[profile]
+    values = {**scenario.settings, **scale.changes.get(key.scenario, {}), **(shared or {}),
+              "defenses": dp_defense(key.kind, key.noise, key.clip), "seed": key.seed}
+    return RECIPES[scenario.recipe].config(scale.recipes, values)
 
 
 @dataclass(frozen=True)
@@ -300,7 +319,7 @@ def settings_of(kinds: list[str], noises: list[float] | None,
     for kind in dict.fromkeys(kinds):
         if kind == NO_DP:
             continue
-        grid = PRIVACY_GRID.get(kind, {})
+        grid = PRIVACY_GRID[kind]
         for noise, clip in itertools.product(dict.fromkeys(noises or grid["noises"]),
                                              dict.fromkeys(clips or grid["clips"])):
             settings.append((kind, float(noise), float(clip)))
