@@ -60,28 +60,50 @@ class GradientInversion(Observation):
         check(self.client < config.num_clients, "client", self.client,
               f"a client index from 0 to {config.num_clients - 1}")
 
-    def observer(self, federation):
+    def observer(self, federation) -> "Eavesdropper":
+        return Eavesdropper(self, federation)
+
+
+@dataclass
+class Eavesdropped:
+    """One inverted update: the round, the reconstructions with their labels, the client's own
+    images (what they are scored against) and the scores."""
+
+    round: int
+    images: torch.Tensor
+    labels: torch.Tensor
+    originals: torch.Tensor
+    scores: dict
+
+
+class Eavesdropper:
+    """The server's observer of ``GradientInversion``; ``latest`` keeps its last inversion."""
+
+    EMPTY = {"inversion_psnr": None, "inversion_ssim": None, "inversion_label_accuracy": None}
+
+    def __init__(self, spec: GradientInversion, federation):
         config = federation.config
-        model = copy.deepcopy(federation.global_model)
-        victim = federation.clients[self.client]
-        steps = config.local_epochs * math.ceil(victim.num_samples / config.batch_size)
-        knowledge = Knowledge(batch_size=self.images,
-                              image_shape=tuple(federation.data.train_x.shape[1:]),
-                              num_classes=federation.data.num_classes, local_steps=steps,
-                              local_lr=config.lr)
-        empty = {"inversion_psnr": None, "inversion_ssim": None, "inversion_label_accuracy": None}
+        self.spec = spec
+        self.model = copy.deepcopy(federation.global_model)
+        self.victim = federation.clients[spec.client]
+        steps = config.local_epochs * math.ceil(self.victim.num_samples / config.batch_size)
+        self.knowledge = Knowledge(batch_size=spec.images,
+                                   image_shape=tuple(federation.data.train_x.shape[1:]),
+                                   num_classes=federation.data.num_classes, local_steps=steps,
+                                   local_lr=config.lr)
+        self.latest: Eavesdropped | None = None
 
-        def observe(record) -> dict:
-            if record.round % self.every or self.client not in record.client_ids:
-                return empty
-            load_flat_parameters(model, record.global_before)
-            update = record.client_updates[record.client_ids.index(self.client)]
-            with torch.random.fork_rng(devices=[]):  # the run's random stream is left alone
-                result = invert(self.method, model, split_like(update, model), knowledge,
-                                iterations=self.iterations, seed=record.round)
-            scores = reconstruction_scores(result.images.clamp(-1, 1), victim.x, result.labels,
-                                           victim.y)
-            return {"inversion_psnr": scores["psnr"], "inversion_ssim": scores["ssim"],
-                    "inversion_label_accuracy": scores["label_accuracy"]}
-
-        return observe
+    def __call__(self, record) -> dict:
+        spec = self.spec
+        if record.round % spec.every or spec.client not in record.client_ids:
+            return dict(self.EMPTY)
+        load_flat_parameters(self.model, record.global_before)
+        update = record.client_updates[record.client_ids.index(spec.client)]
+        with torch.random.fork_rng(devices=[]):  # the run's random stream is left alone
+            result = invert(spec.method, self.model, split_like(update, self.model),
+                            self.knowledge, iterations=spec.iterations, seed=record.round)
+        images = result.images.clamp(-1, 1)
+        scores = reconstruction_scores(images, self.victim.x, result.labels, self.victim.y)
+        self.latest = Eavesdropped(record.round, images, result.labels, self.victim.x, scores)
+        return {"inversion_psnr": scores["psnr"], "inversion_ssim": scores["ssim"],
+                "inversion_label_accuracy": scores["label_accuracy"]}
