@@ -93,8 +93,8 @@ class ClientDPConfig(Defense):
     ``target_quantile`` (gamma): None for a fixed C; a number in (0, 1) for adaptive clipping,
     which moves C toward the gamma-quantile of the update norms.
     ``clip_learning_rate`` (eta): the step of adaptive clipping's geometric update.
-    ``count_noise`` (sigma_b): the noise on the count of unclipped updates; None for m / 20. At
-    sigma = 0 the count is released without noise.
+    ``count_noise`` (sigma_b): adaptive clipping's noise on the count of unclipped updates; None
+    for m / 20. At sigma = 0 the count is released without noise.
 
     >>> ClientDPConfig(target_quantile=1.0)
     Traceback (most recent call last):
@@ -159,10 +159,10 @@ class PrivateAggregation:
         self.rule: Callable[[torch.Tensor, torch.Tensor], Aggregate] = federation.aggregate
         config = federation.config
         self.sample_rate = config.clients_per_round / config.num_clients
-        noisy = spec.noise_multiplier > 0
-        self.count_noise = spec.count_noise_for(config.clients_per_round) if noisy else 0.0
+        noisy_count = spec.adaptive and spec.noise_multiplier > 0
+        self.count_noise = spec.count_noise_for(config.clients_per_round) if noisy_count else 0.0
         self.update_noise = (update_noise_multiplier(spec.noise_multiplier, self.count_noise)
-                             if spec.adaptive and noisy else spec.noise_multiplier)
+                             if noisy_count else spec.noise_multiplier)
         self.released: dict = {}  # this round's clip (and noisy share): recorded by ``observe``
 
     def clip(self) -> float:
