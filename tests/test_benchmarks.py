@@ -90,6 +90,16 @@ def test_curious_benchmark_times_the_round_and_the_reconstruction():
         assert all(float(cell) > 0 for cell in row[3:])
 
 
+def test_client_dp_benchmark_times_rounds_with_and_without_client_level_dp():
+    rows = run_benchmark("bench_client_dp.py", "--rounds", "1", "--max-per-class", "5")
+    assert [row[:2] for row in rows] == [["cpu", "no DP"], ["cpu", "client-dp fixed"],
+                                         ["cpu", "client-dp adaptive"]]
+    for row in rows:
+        round_s, aggregation_s, ratio = (float(cell) for cell in row[2:])
+        assert 0 < aggregation_s < round_s and ratio > 0  # the aggregation is inside the round
+    assert float(rows[0][4]) == 1  # no DP against itself
+
+
 def tiny_notebook(folder: Path, name: str, *sources: str) -> None:
     """Write ``folder/NAME.ipynb`` with one markdown cell and a code cell per source."""
     import nbformat

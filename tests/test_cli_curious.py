@@ -61,6 +61,10 @@ def test_a_run_records_the_reconstruction_scores_and_draws_its_figures(tmp_path,
     (["--dp-option", "noise_multiplier=1"], "--dp-option noise_multiplier=1 is not allowed "
                                             "without --dp"),
     (["--dp", "record-dp", "--dp-option", "sigma=1"], "--dp-option='sigma' is not allowed"),
+    (["--dp", "client-dp", "--dp-option", "noise_multiplier=-1"],
+     "noise_multiplier=-1 is not allowed"),
+    (["--dp", "client-dp", "--dp-option", "target_quantile=0.5"],  # 4 clients: sigma_b = 0.2
+     "noise_multiplier=1.0 is not allowed: it must be above 0 and below 2 * count_noise = 0.4"),
     (["--poison-option", "scale=2"], "poison_options={'scale': 2} is not allowed"),
     (["--poison", "sign-flip", "--poison-option", "scale=0"], "scale=0 is not allowed"),
     (["--curious-option", "every=0"], "every=0 is not allowed"),

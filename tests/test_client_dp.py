@@ -124,14 +124,18 @@ def test_client_epsilon_grows_with_rounds_falls_with_noise_and_is_infinite_witho
     assert client_epsilon(0.0, 0.1, rounds=1, delta=1e-5) == math.inf
 
 
-def test_each_round_records_its_clip_and_the_epsilon_spent_so_far(tiny_config, mnist_tiny):
+@pytest.mark.parametrize("num_clients, sample_rate", [(4, 0.5), (3, 2 / 3)])
+def test_each_round_records_its_clip_and_the_epsilon_spent_so_far(tiny_config, mnist_tiny,
+                                                                  num_clients, sample_rate):
+    # client_fraction 0.5 is 2 clients of 4, and of 3 too (rounded): the share q really sampled
     spec = ClientDPConfig(noise_multiplier=1.0, max_update_norm=0.1, delta=1e-5)
-    config = tiny_config(num_clients=4, client_fraction=0.5, num_rounds=3, defenses=(spec,))
+    config = tiny_config(num_clients=num_clients, client_fraction=0.5, num_rounds=2,
+                         defenses=(spec,))
     history = Federation.build(config, mnist_tiny).run(progress=False)
     assert [r[spec.epsilon_metric] for r in history] == [
-        client_epsilon(1.0, sample_rate=0.5, rounds=t, delta=1e-5) for t in (1, 2, 3)]
-    assert [r["client_clip"] for r in history] == [0.1] * 3
-    assert all(len(r["clients"]) == 2 for r in history)  # the sample rate the accountant got
+        client_epsilon(1.0, sample_rate=sample_rate, rounds=t, delta=1e-5) for t in (1, 2)]
+    assert [r["client_clip"] for r in history] == [0.1] * 2
+    assert all(len(r["clients"]) == 2 for r in history)
 
 
 @pytest.mark.parametrize("target_quantile, low, high", [(0.5, 5, 6), (0.2, 2, 3), (0.9, 9, 10)])

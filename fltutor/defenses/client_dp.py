@@ -10,16 +10,18 @@ all. Every round the server
 3. adds Gaussian noise ``N(0, (sigma * C * max_k w_k / sum_k w_k)^2 I)`` to the aggregate,
    w being the clients' sample counts: sigma * C / m with m equal weights.
 
-One client moves the mean by at most ``C * max_k w_k / sum_k w_k`` (it can be there or not:
-add/remove adjacency), so the noise is sigma times that sensitivity. Each round samples a
-share q of the clients; Opacus's ``RDPAccountant`` composes the rounds of this sampled Gaussian
-mechanism (Mironov, Talwar and Zhang 2019) into the epsilon of an (epsilon, delta) guarantee,
-``client_epsilon``, recorded every round with the clip C used (``client_clip``). The kit draws a
-fixed number of clients per round without replacement; the accountant's Poisson-sampling
-analysis approximates it, as TensorFlow Federated's DP-FedAvg does. With equal sample counts the
-round's denominator is fixed (always m clients) and this is the paper's estimator exactly;
-with unequal ones the weights are the raw counts (the paper caps them) and the sensitivity is
-taken in the round's own sum. No noise, no guarantee: epsilon is infinite.
+With the denominator fixed, one client moves the mean by at most ``C * max_k w_k / sum_k w_k``
+(it can be there or not: add/remove adjacency), so the noise is sigma times that sensitivity.
+Each round samples a share q of the clients (``client_fraction``, in whole clients: ``q =
+clients_per_round / num_clients``); Opacus's ``RDPAccountant`` composes the rounds of this
+sampled Gaussian mechanism (Mironov, Talwar and Zhang 2019) into the epsilon of an (epsilon,
+delta) guarantee, ``client_epsilon``, recorded every round with the clip C used
+(``client_clip``). The kit draws a fixed number of clients per round without replacement; the
+accountant's Poisson-sampling analysis approximates it, as TensorFlow Federated's DP-FedAvg
+does. With equal sample counts the round's denominator is fixed (always m clients) and this is
+the paper's estimator exactly; with unequal ones the weights are the raw counts (the paper caps
+them) and the sensitivity is taken in the round's own sum. No noise, no guarantee: epsilon is
+infinite.
 
 Whom it protects against: every other client and whoever sees the released global models (the
 clients each round, the world at the end). Not the server: it runs the mechanism, so it sees
@@ -93,8 +95,8 @@ class ClientDPConfig(Defense):
     ``target_quantile`` (gamma): None for a fixed C; a number in (0, 1) for adaptive clipping,
     which moves C toward the gamma-quantile of the update norms.
     ``clip_learning_rate`` (eta): the step of adaptive clipping's geometric update.
-    ``count_noise`` (sigma_b): the noise on the count of unclipped updates; None for m / 20. At
-    sigma = 0 the count is released without noise.
+    ``count_noise`` (sigma_b): adaptive clipping's noise on the count of unclipped updates; None
+    for m / 20. At sigma = 0 the count is released without noise.
 
     >>> ClientDPConfig(target_quantile=1.0)
     Traceback (most recent call last):
@@ -159,10 +161,10 @@ class PrivateAggregation:
         self.rule: Callable[[torch.Tensor, torch.Tensor], Aggregate] = federation.aggregate
         config = federation.config
         self.sample_rate = config.clients_per_round / config.num_clients
-        noisy = spec.noise_multiplier > 0
-        self.count_noise = spec.count_noise_for(config.clients_per_round) if noisy else 0.0
+        noisy_count = spec.adaptive and spec.noise_multiplier > 0
+        self.count_noise = spec.count_noise_for(config.clients_per_round) if noisy_count else 0.0
         self.update_noise = (update_noise_multiplier(spec.noise_multiplier, self.count_noise)
-                             if spec.adaptive and noisy else spec.noise_multiplier)
+                             if noisy_count else spec.noise_multiplier)
         self.released: dict = {}  # this round's clip (and noisy share): recorded by ``observe``
 
     def clip(self) -> float:
