@@ -610,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_clients_option(backfire)
     add_seeds_option(backfire)
     backfire.add_argument("--defenses", nargs="+", metavar="LABEL",
-                          help="none, a defense (record-dp, local-dp), a rule (krum, median, ...) "
+                          help="none, a defense (record-dp, local-dp, client-dp), a rule (krum, median, ...) "
                                "or one of each joined by + (default: " + " ".join(BACKFIRE_DEFENSES)
                                + "); none is always run")
     backfire.add_argument("--poison", default=BACKFIRE_POISON, metavar="ATTACK",
