@@ -396,7 +396,8 @@ def command_sweep_backfire(args: argparse.Namespace) -> None:
 
 
 def command_sweep_privacy(args: argparse.Namespace) -> None:
-    from .privacy import PRIVACY_FILES, attack_stops, format_privacy_table, privacy_table, run_privacy
+    from .privacy import (PRIVACY_FILES, attack_stops, format_privacy_table, privacy_table,
+                          run_privacy)
 
     profile = args.profile if args.profile is not None else default_profile(args.device)
     shared = dict(device=args.device, data_root=args.data_root, allow_fallback=args.fallback,
@@ -610,9 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_clients_option(backfire)
     add_seeds_option(backfire)
     backfire.add_argument("--defenses", nargs="+", metavar="LABEL",
-                          help="none, a defense (record-dp, local-dp, client-dp), a rule (krum, median, ...) "
-                               "or one of each joined by + (default: " + " ".join(BACKFIRE_DEFENSES)
-                               + "); none is always run")
+                          help="none, a defense (record-dp, local-dp, client-dp), a rule (krum, "
+                               "median, ...) or one of each joined by + (default: "
+                               + " ".join(BACKFIRE_DEFENSES) + "); none is always run")
     backfire.add_argument("--poison", default=BACKFIRE_POISON, metavar="ATTACK",
                           help="the curious client's poisoning in the poisoned runs (default: "
                                "%(default)s)")

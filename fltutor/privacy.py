@@ -150,7 +150,8 @@ def dp_kinds() -> list[str]:
     from .defenses import registered_defenses
     from .parts import DEFENSES
 
-    return [name for name in registered_defenses() if getattr(DEFENSES[name], "epsilon_metric", None)]
+    return [name for name in registered_defenses()
+            if getattr(DEFENSES[name], "epsilon_metric", None)]
 
 
 def dp_defense(kind: str, noise: float, clip: float) -> tuple[Defense, ...]:

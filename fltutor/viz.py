@@ -454,7 +454,8 @@ def privacy_frontier(means: dict[tuple, dict], labels: dict[str, str], no_dp: st
         return value["final_test_accuracy"] if value["success"] is None else value["success"]
 
     for ax, scenario in zip(axes.flat, scenarios):
-        references = [shown(v) for key, v in means.items() if key[0] == no_dp and key[3] == scenario]
+        references = [shown(v) for key, v in means.items()
+                      if key[0] == no_dp and key[3] == scenario]
         if references:
             ax.axhline(references[0], color="black", linestyle="--", label="no DP")
         for kind in kinds:
