@@ -105,11 +105,19 @@ def line(kind, noise, scenario, success, accuracy=0.8, epsilon=1.0, seed=0):
 
 
 def test_an_attack_stops_where_its_success_reaches_its_control():
-    assert stopped("inversion", 12.9, None) and not stopped("inversion", 13.1, None)
-    assert stopped("crpa", 0.3, 0.2) and not stopped("crpa", 0.31, 0.2)
-    assert stopped("sign-flip-mean", 0.76, 0.8) and not stopped("sign-flip-mean", 0.7, 0.8)
-    assert stopped("curious", 0.43, 0.4) and not stopped("curious", 0.41, 0.4)
-    assert stopped("crpa", 0.3, None) is None
+    def run(success, accuracy=0.8):
+        return {"success": success, "final_test_accuracy": accuracy}
+
+    assert stopped("inversion", run(12.9), None) and not stopped("inversion", run(13.1), None)
+    control = run(0.2, 0.8)
+    assert stopped("crpa", run(0.3), control) and not stopped("crpa", run(0.31), control)
+    # a low AAA in a model the attack has wrecked is no stop
+    assert stopped("crpa", run(0.0, 0.75), control) and not stopped("crpa", run(0.0, 0.74), control)
+    clean = run(None, 0.8)
+    assert stopped("sign-flip-mean", run(0.76), clean)
+    assert not stopped("sign-flip-mean", run(0.7), clean)
+    assert stopped("curious", run(0.43), run(0.4)) and not stopped("curious", run(0.41), run(0.4))
+    assert stopped("crpa", run(0.3), None) is None
     results = [line(NO_DP, 0.0, "clean", None, 0.9), line(NO_DP, 0.0, "crpa", 0.6),
                line(NO_DP, 0.0, "crpa-control", 0.1),
                *[line("record-dp", z, "clean", None, acc, eps)
