@@ -98,6 +98,14 @@ def chosen_devices(parser: argparse.ArgumentParser, device: str) -> list[str]:
             "cpu": ["cpu"], "cuda": ["cuda"]}[device]
 
 
+def chosen_names(parser: argparse.ArgumentParser, option: str, text: str, allowed) -> list[str]:
+    """The comma-separated names of ``--option``, each checked against ``allowed``."""
+    names = text.split(",")
+    if not set(names) <= set(allowed):
+        parser.error(f"{option}={text!r} is not allowed: use names from {', '.join(allowed)}")
+    return names
+
+
 def timed_rounds(requested: int | None, scale: str, device: str) -> int:
     """``--rounds`` if given; else 3, or 1 for the paper scale on the CPU (minutes per round)."""
     return requested or (1 if scale == "paper" and device == "cpu" else 3)
