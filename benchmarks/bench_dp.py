@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import warnings
 from statistics import median
 
@@ -143,6 +144,8 @@ def main() -> None:
     for mode in modes:
         header += [f"{mode} s", f"{mode} x"]
     print(table(header, rows, args.markdown, text_columns=2))
+    print(f"\nLoad average at the end: {os.getloadavg()[0]:.1f} (other work on the machine slows "
+          f"the steps it overlaps)")
 
 
 if __name__ == "__main__":
