@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import warnings
 from statistics import median
 
@@ -36,8 +35,8 @@ from opacus import PrivacyEngine
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from common import (benchmark_parser, chosen_names, parse_benchmark_args, print_machine,
-                    synthetic_mnist, table, timed)
+from common import (benchmark_parser, chosen_names, load_average, parse_benchmark_args,
+                    print_machine, synthetic_mnist, table, timed)
 from fltutor.defenses.dp import FIRST_LAYER_HOOK_NOTE, DPConfig
 from fltutor.models import MODELS
 
@@ -144,8 +143,8 @@ def main() -> None:
     for mode in modes:
         header += [f"{mode} s", f"{mode} x"]
     print(table(header, rows, args.markdown, text_columns=2))
-    print(f"\nLoad average at the end: {os.getloadavg()[0]:.1f} (other work on the machine slows "
-          f"the steps it overlaps)")
+    print(f"\nLoad average at the end: {load_average()} (other work on the machine slows the steps "
+          f"it overlaps)")
 
 
 if __name__ == "__main__":
