@@ -53,10 +53,15 @@ def machine() -> list[str]:
         with open("/proc/cpuinfo") as info:
             names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
         cpu = names[0] if names else cpu
-    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    load = f", load average {load_average()}"
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
     return [f"CPU: {cpu}, {os.cpu_count()} cores, torch uses {torch.get_num_threads()} threads{load}",
             f"GPU: {gpu}", f"torch {torch.__version__}, Python {platform.python_version()}"]
+
+
+def load_average() -> str:
+    """The system's load average over the last minute, where the OS tells it (not on Windows)."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "unknown"
 
 
 def positive_int(text: str) -> int:
@@ -96,6 +101,14 @@ def chosen_devices(parser: argparse.ArgumentParser, device: str) -> list[str]:
         parser.error("device='cuda' is not allowed: this machine has no CUDA GPU")
     return {"auto": ["cpu"] + (["cuda"] if torch.cuda.is_available() else []),
             "cpu": ["cpu"], "cuda": ["cuda"]}[device]
+
+
+def chosen_names(parser: argparse.ArgumentParser, option: str, text: str, allowed) -> list[str]:
+    """The comma-separated names of ``--option``, each checked against ``allowed``."""
+    names = text.split(",")
+    if not set(names) <= set(allowed):
+        parser.error(f"{option}={text!r} is not allowed: use names from {', '.join(allowed)}")
+    return names
 
 
 def timed_rounds(requested: int | None, scale: str, device: str) -> int:

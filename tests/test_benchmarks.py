@@ -22,17 +22,23 @@ BENCHMARKS = ROOT / "benchmarks"
 
 def run_benchmark(script: str, *options: str) -> list[list[str]]:
     """Run ``benchmarks/SCRIPT`` on the CPU with ``--markdown``; the rows of its table."""
+    return markdown_rows(benchmark_output(script, *options))
+
+
+def benchmark_output(script: str, *options: str) -> str:
+    """What ``benchmarks/SCRIPT`` prints on the CPU with ``--markdown``, once it succeeded."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, script, "--device", "cpu", "--markdown", *options],
                           cwd=BENCHMARKS, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    return markdown_rows(done.stdout)
+    return done.stdout
 
 
-def markdown_rows(text: str) -> list[list[str]]:
-    """The rows (under the header and its rule) of the Markdown table in ``text``."""
+def markdown_rows(text: str, start: int = 2) -> list[list[str]]:
+    """The rows (under the header and its rule) of the Markdown table in ``text``; with
+    ``start=0``, the header and the rule too."""
     table = [line for line in text.splitlines() if line.startswith("| ")]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in table[start:]]
 
 
 def test_crpa_benchmark_times_every_part_with_and_without_dp():
@@ -98,6 +104,16 @@ def test_client_dp_benchmark_times_rounds_with_and_without_client_level_dp():
         round_s, aggregation_s, ratio = (float(cell) for cell in row[2:])
         assert 0 < aggregation_s < round_s and ratio > 0  # the aggregation is inside the round
     assert float(rows[0][4]) == 1  # no DP against itself
+
+
+def test_dp_benchmark_times_every_grad_sample_mode_against_a_plain_step():
+    output = benchmark_output("bench_dp.py", "--models", "lenet5", "--batches", "32",
+                              "--rounds", "1")
+    header, _, *rows = markdown_rows(output, start=0)
+    modes = ["hooks", "functorch", "ew", "ghost"]
+    assert header[4:] == ["plain s", *(f"{mode} {what}" for mode in modes for what in "sx")]
+    assert [row[:4] for row in rows] == [["cpu", "lenet5", "61,706", "32"]]
+    assert all(float(cell) > 0 for cell in rows[0][4:])  # no mode fails on LeNet-5; ratios > 0
 
 
 def tiny_notebook(folder: Path, name: str, *sources: str) -> None:

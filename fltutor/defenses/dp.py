@@ -36,14 +36,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, ClassVar, Iterator
 
 import torch
-from opacus import GradSampleModule
 from opacus.accountants import RDPAccountant
+from opacus.grad_sample import prepare_module
 from opacus.optimizers import DPOptimizer
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from opacus.validators import ModuleValidator
 from torch import nn
 
-from ..checks import MAX_CLIP, MAX_RATE, check_between_zero_and_one, check_number
+from ..checks import (MAX_CLIP, MAX_RATE, check, check_between_zero_and_one, check_choice,
+                      check_number)
 from ..parts import DEFENSES, Defense
 from ..training import LocalTraining, train_epochs
 
@@ -61,6 +62,16 @@ FIRST_LAYER_HOOK_NOTE = "Full backward hook is firing when gradients are compute
 RENYI_ORDERS = ([1 + x / 1000 for x in range(1, 10)] + [1 + x / 100 for x in range(1, 10)]
                 + RDPAccountant.DEFAULT_ALPHAS)
 
+#: Opacus's ways to compute per-sample gradients (its ``grad_sample_mode``) that give the models
+#: here their exact per-sample gradients, the same up to float rounding: layer hooks, torch.func's
+#: vmap, PyTorch's expanded weights. ``benchmarks/bench_dp.py`` times them (the docstring above).
+GRAD_SAMPLE_MODES = ("hooks", "functorch", "ew")
+#: The modes that fail on a batch of no records (Opacus 1.6: vmap and expanded weights need one).
+NEEDS_RECORDS = ("functorch", "ew")
+#: The smallest batch size those modes take. A Poisson batch of expected size about B or more is
+#: empty with probability at most e^(-B/2) per step (module docstring): 1e-11 at B = 50.
+MIN_VECTORISED_BATCH = 50
+
 
 @DEFENSES.register("record-dp")
 @dataclass
@@ -71,6 +82,12 @@ class DPConfig(Defense):
     ``max_grad_norm`` (C): the largest norm one record's gradient keeps after clipping.
     ``lr``: DP-SGD's learning rate; DP training uses plain SGD instead of the client's optimizer.
     ``delta``: the delta of the reported (epsilon, delta) guarantee, well below 1 / records.
+    ``grad_sample_mode``: how Opacus computes the per-sample gradients, one of
+    ``GRAD_SAMPLE_MODES``; all give the same step, at different speeds. ``"hooks"``, Opacus's
+    default, was the fastest on our CPU (module docstring). ``functorch`` and ``ew`` need batches
+    of at least ``MIN_VECTORISED_BATCH`` (or ``None``, all records): they fail on an empty
+    Poisson batch. Left at ``"hooks"``, it is not written to JSON, so runs saved before it
+    existed still match their config.
     Sigma and lr stay at most 1,000 and C at most 1e12 (``fltutor.checks``): far larger ones
     overflow the float32 weights. A field set later is checked again (``fltutor.checks.Checked``).
 
@@ -78,6 +95,14 @@ class DPConfig(Defense):
     Traceback (most recent call last):
     ...
     ValueError: delta=1.0 is not allowed: it must be a number with 0 < delta < 1
+    >>> DPConfig(grad_sample_mode="ghost")
+    Traceback (most recent call last):
+    ...
+    ValueError: grad_sample_mode='ghost' is not allowed: it must be one of hooks, functorch, ew
+    >>> DPConfig().to_dict()
+    {'name': 'record-dp', 'noise_multiplier': 0.3, 'max_grad_norm': 1.5, 'lr': 0.25, 'delta': 1e-06}
+    >>> DPConfig(grad_sample_mode="ew").to_dict()["grad_sample_mode"]
+    'ew'
     """
 
     #: What every DP spec names (``ClientDPConfig`` and ``LocalDPConfig`` too), so a sweep or a
@@ -90,12 +115,29 @@ class DPConfig(Defense):
     max_grad_norm: float = 1.5
     lr: float = 0.25
     delta: float = 1e-6
+    grad_sample_mode: str = "hooks"
 
     def validate(self) -> None:
         check_number("noise_multiplier", self.noise_multiplier, 0.0, MAX_RATE)
         check_number("max_grad_norm", self.max_grad_norm, 0.0, MAX_CLIP, open_low=True)
         check_number("lr", self.lr, 0.0, MAX_RATE, open_low=True)
         check_between_zero_and_one("delta", self.delta)
+        check_choice("grad_sample_mode", self.grad_sample_mode, GRAD_SAMPLE_MODES)
+
+    def check_fits(self, config) -> None:
+        batch = None if config.mode == "fedsgd" else config.batch_size
+        check(self.grad_sample_mode not in NEEDS_RECORDS or batch is None
+              or batch >= MIN_VECTORISED_BATCH, "grad_sample_mode", self.grad_sample_mode,
+              f"hooks for batch_size={batch}: the others need batches of at least "
+              f"{MIN_VECTORISED_BATCH} (an empty Poisson batch breaks them)")
+
+    def to_dict(self) -> dict:
+        """The spec's dict; ``grad_sample_mode`` only if it is not ``"hooks"``, so that runs
+        saved before the setting existed (all of them with hooks) still match their config."""
+        values = super().to_dict()
+        if self.grad_sample_mode == "hooks":
+            del values["grad_sample_mode"]
+        return values
 
     def protect(self, federation: Federation) -> None:
         """Every client trains with DP-SGD (``make_private``)."""
@@ -179,7 +221,7 @@ class DPTraining:
             max_grad_norm=self.config.max_grad_norm,
             expected_batch_size=int(len(y) * sample_rate))  # as Opacus's make_private computes it
         private_optimizer.attach_step_hook(self.accountant.get_optimizer_hook_fn(sample_rate))
-        module = GradSampleModule(model)
+        module = prepare_module(model, self.config.grad_sample_mode)  # GradSampleModule for hooks
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=FIRST_LAYER_HOOK_NOTE)
