@@ -16,8 +16,8 @@ per-sample gradients (its ``grad_sample_mode``):
 Each mode is set up as Opacus's ``PrivacyEngine.make_private`` sets it up. The plain step
 (``torch.optim.SGD``, no per-sample gradients, no clipping, no noise) runs on the same model and
 batch in the same run; the ratio is DP / plain. Each is timed for ``--rounds`` steps in a row
-(5), as a training run takes them, after two warm-up steps; the table gives the median. A mode that breaks on a model says
-``fails (ErrorType)`` in its cell. The default run takes about 2 minutes on 2 CPU cores.
+(5), as a training run takes them, after two warm-up steps; the table gives the median. A mode
+that breaks on a model says ``fails (ErrorType)`` in its cell. The default run takes about 2 minutes on 2 CPU cores.
 
     python benchmarks/bench_dp.py --markdown              # 3 models x 4 batch sizes x 4 modes
     python benchmarks/bench_dp.py --models classifier --batches 50 --modes hooks,ghost
