@@ -15,7 +15,7 @@ import time
 from statistics import median
 
 from common import (benchmark_parser, parse_benchmark_args, positive_int, print_machine,
-                    synthetic_mnist, table, timed_rounds)
+                    synthetic_mnist, table, timed_aggregation, timed_rounds)
 from fltutor.federation import Federation
 from fltutor.recipes.byzantine import ByzantineConfig
 
@@ -50,15 +50,7 @@ def time_scenario(attack, malicious, attack_options, rule, rule_options, model, 
     data = synthetic_mnist(config.max_per_class, config.max_test)
     federation = Federation.build(config, data)
     aggregation = []
-    rule_of_round = federation.aggregate
-
-    def timed_rule(updates, weights):
-        start = time.perf_counter()
-        result = rule_of_round(updates, weights)
-        aggregation.append(time.perf_counter() - start)
-        return result
-
-    federation.aggregate = timed_rule
+    timed_aggregation(federation, aggregation)
     federation.run_round()  # warm-up
     round_seconds = []
     for _ in range(rounds):

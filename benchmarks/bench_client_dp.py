@@ -13,11 +13,10 @@ clipping and the noise around it), and the round's ratio to no DP. Nothing is ti
 
 from __future__ import annotations
 
-import time
 from statistics import median
 
 from common import (benchmark_parser, parse_benchmark_args, positive_int, print_machine,
-                    synthetic_mnist, table, timed, timed_rounds)
+                    synthetic_mnist, table, timed, timed_aggregation, timed_rounds)
 from fltutor.config import FedConfig, resolve_device
 from fltutor.defenses.client_dp import ClientDPConfig
 from fltutor.federation import Federation
@@ -29,19 +28,6 @@ SCENARIOS = [
     ("client-dp adaptive", (ClientDPConfig(noise_multiplier=0.5, max_update_norm=1.0,
                                            target_quantile=0.5),)),
 ]
-
-
-def timed_aggregation(federation: Federation, seconds: list[float]) -> None:
-    """Wrap ``federation``'s aggregation (the private one, when client-dp is on) in a clock."""
-    aggregate = federation.aggregate
-
-    def clocked(updates, weights):
-        start = time.perf_counter()
-        result = aggregate(updates, weights)
-        seconds.append(time.perf_counter() - start)
-        return result
-
-    federation.aggregate = clocked
 
 
 def time_scenarios(device: str, rounds: int, max_per_class: int | None) -> list[tuple]:

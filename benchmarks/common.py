@@ -46,6 +46,20 @@ def timed(step, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def timed_aggregation(federation, seconds: list[float]) -> None:
+    """Wrap ``federation``'s aggregation (the rule, with any server-side defense around it) in a
+    clock: each call appends its seconds to ``seconds``."""
+    aggregate = federation.aggregate
+
+    def clocked(updates, weights):
+        start = time.perf_counter()
+        result = aggregate(updates, weights)
+        seconds.append(time.perf_counter() - start)
+        return result
+
+    federation.aggregate = clocked
+
+
 def machine() -> list[str]:
     """CPU model, cores, threads, load, GPU and torch version: what the numbers depend on."""
     cpu = platform.processor() or platform.machine()
