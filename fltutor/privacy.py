@@ -30,6 +30,9 @@ sign-flip-mean     3 of 10 clients flip their updates, FedAvg's mean            
 sign-flip-median   the same against the coordinate-wise median                  accuracy
 =================  ===========================================================  ============
 
+The CRPA's lines also say how well its GAN imitated the class it never saw
+(``RECONSTRUCTION_FIELDS``: the judge's confidence and the SSIM to the nearest real image).
+
 ``attack_stops`` reads the finished sweep: for every attack and DP kind, the largest epsilon at
 which the attack no longer works (``STOP_RULES``), and the accuracy the clean federation keeps
 there. Epsilons of different scenarios are not comparable: each is its own federation's (number
@@ -191,9 +194,15 @@ class PrivacyKey:
 
 #: The fields of a privacy sweep's results.jsonl line (``success`` null: the scenario has no
 #: attack; ``epsilon`` infinite: no DP, or no noise).
+#: How well the CRPA's GAN imitates the class it never saw (``fltutor.metrics.
+#: reconstruction_quality``): an independent judge's confidence that the fakes are that class,
+#: and their SSIM to the nearest real image of it. Null in the other scenarios.
+RECONSTRUCTION_FIELDS = ("judge_confidence", "ssim_nearest")
 PRIVACY_FIELDS = {"kind": "a text", "noise": "a number", "clip": "a number", "scenario": "a text",
                   "seed": "an integer", "epsilon": "a number", "final_test_accuracy": "a number",
-                  "success": "a number or null", "rounds": "an integer", "seconds": "a number"}
+                  "success": "a number or null",
+                  **{field: "a number or null" for field in RECONSTRUCTION_FIELDS},
+                  "rounds": "an integer", "seconds": "a number"}
 PRIVACY_RESULTS = Results(PrivacyKey, PRIVACY_FIELDS)
 
 
@@ -366,6 +375,7 @@ def run_privacy(out_dir: str | Path, kinds: list[str] | None = None,
         return {**dataclasses.asdict(key), "epsilon": summary["epsilon"],
                 "final_test_accuracy": summary["final_test_accuracy"],
                 "success": summary[success] if success else None,
+                **{field: summary.get(field) for field in RECONSTRUCTION_FIELDS},
                 "rounds": summary["rounds"], "seconds": summary["total_seconds"]}
 
     results = run_planned("privacy", planned, sweep_settings(profile, shared), out_dir,
