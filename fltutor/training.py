@@ -85,7 +85,8 @@ def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Te
     loss.
 
     ``batches(num_samples, batch_size, device)`` yields one pass's index batches: shuffled by
-    default, Poisson-sampled under DP-SGD (``fltutor.defenses.dp``).
+    default, Poisson-sampled under DP-SGD (``fltutor.defenses.dp``). ``loss`` may return any
+    object with ``backward()`` and ``detach()``: ghost clipping's loss does its two passes there.
     """
     model.train()
     total, steps = torch.zeros((), device=x.device), 0

@@ -3,13 +3,15 @@
 Every mode of ``GRAD_SAMPLE_MODES`` must move the weights exactly as Opacus's default, the layer
 hooks, do (same seed: same batches, dropout and noise); the accountant must count the steps as
 Opacus's ``PrivacyEngine`` counts them; a mode that would meet an empty Poisson batch is refused
-before any work; and the default is not written to JSON, so runs saved before the setting existed
+before any work, while ghost clipping takes it as the hooks do and refuses a loss it cannot split
+by record; and the default is not written to JSON, so runs saved before the setting existed
 still match their config.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 
 import pytest
@@ -18,6 +20,7 @@ from opacus import PrivacyEngine
 from torch.utils.data import DataLoader, TensorDataset
 
 from fltutor.config import FedConfig
+from fltutor.defenses import dp
 from fltutor.defenses.dp import (FIRST_LAYER_HOOK_NOTE, GRAD_SAMPLE_MODES, MIN_VECTORISED_BATCH,
                                  NEEDS_RECORDS, RENYI_ORDERS, DPConfig, DPTraining)
 from fltutor.experiments import config_json
@@ -54,6 +57,30 @@ def test_every_mode_takes_the_same_clipped_and_noised_steps_as_the_hooks(model_n
                                    rtol=0, atol=1e-5)
 
 
+def test_ghost_clipping_takes_an_empty_poisson_batch_as_the_hooks_do(records, monkeypatch):
+    real = dp.poisson_batches
+
+    def every_other_batch_empty(num_samples, batch_size, device):
+        for i, batch in enumerate(real(num_samples, batch_size, device)):
+            yield batch[:0] if i % 2 else batch  # a noise-only step every other step
+
+    monkeypatch.setattr(dp, "poisson_batches", every_other_batch_empty)
+    torch.manual_seed(1)
+    model = MODELS["lenet5"](10)
+    torch.testing.assert_close(weights_after_training("ghost", model, *records),
+                               weights_after_training("hooks", model, *records),
+                               rtol=0, atol=1e-5)
+
+
+def test_ghost_clipping_refuses_a_loss_other_than_cross_entropy_in_one_line():
+    local = dataclasses.replace(BATCHES_OF_8, loss=torch.nn.functional.nll_loss)
+    with pytest.raises(ValueError) as caught:
+        DPTraining(local, DPConfig(grad_sample_mode="ghost"))
+    assert str(caught.value).startswith("grad_sample_mode='ghost' is not allowed with loss=")
+    assert "\n" not in str(caught.value)
+    DPTraining(local, DPConfig())  # the other modes take any loss
+
+
 def test_epsilon_is_what_opacus_privacy_engine_reports_for_the_same_steps(records):
     x, y = records
     ours = DPTraining(BATCHES_OF_8, DPConfig())
@@ -81,9 +108,9 @@ def test_epsilon_is_what_opacus_privacy_engine_reports_for_the_same_steps(record
 
 def test_an_unknown_mode_fails_in_one_line_naming_it_and_the_modes_allowed():
     with pytest.raises(ValueError) as caught:
-        DPConfig(grad_sample_mode="ghost")
-    assert str(caught.value) == ("grad_sample_mode='ghost' is not allowed: it must be one of "
-                                 "hooks, functorch, ew")
+        DPConfig(grad_sample_mode="jit")
+    assert str(caught.value) == ("grad_sample_mode='jit' is not allowed: it must be one of "
+                                 "hooks, functorch, ew, ghost")
 
 
 @pytest.mark.parametrize("mode", NEEDS_RECORDS)

@@ -22,6 +22,26 @@ into the federation: ``make_private(federation, DPConfig())`` gives every client
 and records epsilon every round. ``FedConfig(defenses=(DPConfig(),))`` does the same from a
 config: ``DPConfig`` is the defense's spec, filed as ``record-dp``.
 
+Opacus clips in one of four ways (``DPConfig.grad_sample_mode``), and all four take the same step,
+up to float rounding (``tests/test_dp_modes.py``). Three build every record's gradient:
+``"hooks"``, the default, from each layer's inputs and output gradients, caught by layer hooks;
+``"functorch"`` by ``torch.func.vmap`` of one record's gradient; ``"ew"`` by PyTorch's expanded
+weights. ``"ghost"``, ghost clipping (Li et al. 2022; Bu et al. 2023), keeps none of them: its
+hooks compute only each record's gradient norm (a linear layer's from its inputs and output
+gradients alone; another layer's per-sample gradients are built, measured and dropped), and a
+second backward pass of the loss, each record's term weighted by its clipping factor, yields the
+sum of the clipped gradients at once. No mode is as cheap as plain SGD: the clipping needs every
+record's gradient norm, so at least one more pass over the backward's work. Ghost's second backward
+puts its floor near 1.5-2x a plain step on a CPU; materialised per-sample gradients cost B x P of
+memory traffic (B records, P parameters), which is why hooks take 7-10x on the wide LeNet-5.
+``benchmarks/bench_dp.py`` on 2 shared cores of an AMD EPYC (DP step / plain step): the CRPA
+classifier (275,595 parameters) at batch 50 takes hooks 3.62x, functorch 4.27x, ew 2.71x, ghost
+3.13x, and at batch 250 3.72x, 4.58x, 3.45x, 3.65x, so ``ew`` is the fastest there; LeNet-5
+(61,706) at batch 50: hooks 2.67x, ghost 1.94x; the wide LeNet-5 (582,026): hooks 7.91x against
+ghost 2.33x at batch 32, 6.73x against 2.33x at batch 250. So ghost gains the more over hooks the
+more parameters a model has. ``functorch`` and ``ew`` fail on an empty Poisson batch; hooks and
+ghost take it as a noise-only step.
+
 Sampling and noise draw from torch's global generators, which the federation seeds and saves in
 its checkpoints: a CPU run repeats exactly, and a resumed run goes on as if never stopped.
 (Opacus's ``secure_mode`` draws from a cryptographic generator instead: right for a deployment,
@@ -36,9 +56,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, ClassVar, Iterator
 
 import torch
+import torch.nn.functional as F
 from opacus.accountants import RDPAccountant
-from opacus.grad_sample import prepare_module
-from opacus.optimizers import DPOptimizer
+from opacus.grad_sample import GradSampleModuleFastGradientClipping, prepare_module
+from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from opacus.validators import ModuleValidator
 from torch import nn
@@ -62,10 +84,11 @@ FIRST_LAYER_HOOK_NOTE = "Full backward hook is firing when gradients are compute
 RENYI_ORDERS = ([1 + x / 1000 for x in range(1, 10)] + [1 + x / 100 for x in range(1, 10)]
                 + RDPAccountant.DEFAULT_ALPHAS)
 
-#: Opacus's ways to compute per-sample gradients (its ``grad_sample_mode``) that give the models
-#: here their exact per-sample gradients, the same up to float rounding: layer hooks, torch.func's
-#: vmap, PyTorch's expanded weights. ``benchmarks/bench_dp.py`` times them (the docstring above).
-GRAD_SAMPLE_MODES = ("hooks", "functorch", "ew")
+#: Opacus's ways to clip per-sample gradients (its ``grad_sample_mode``) that give the models here
+#: the same step up to float rounding: layer hooks, torch.func's vmap and PyTorch's expanded
+#: weights materialise every record's gradient; ghost clipping keeps only their norms.
+#: ``benchmarks/bench_dp.py`` times them (the module docstring gives its figures).
+GRAD_SAMPLE_MODES = ("hooks", "functorch", "ew", "ghost")
 #: The modes that fail on a batch of no records (Opacus 1.6: vmap and expanded weights need one).
 NEEDS_RECORDS = ("functorch", "ew")
 #: The smallest batch size those modes take. A Poisson batch of expected size about B or more is
@@ -82,12 +105,14 @@ class DPConfig(Defense):
     ``max_grad_norm`` (C): the largest norm one record's gradient keeps after clipping.
     ``lr``: DP-SGD's learning rate; DP training uses plain SGD instead of the client's optimizer.
     ``delta``: the delta of the reported (epsilon, delta) guarantee, well below 1 / records.
-    ``grad_sample_mode``: how Opacus computes the per-sample gradients, one of
-    ``GRAD_SAMPLE_MODES``; all give the same step, at different speeds. ``"hooks"``, Opacus's
-    default, was the fastest on our CPU (module docstring). ``functorch`` and ``ew`` need batches
-    of at least ``MIN_VECTORISED_BATCH`` (or ``None``, all records): they fail on an empty
-    Poisson batch. Left at ``"hooks"``, it is not written to JSON, so runs saved before it
-    existed still match their config.
+    ``grad_sample_mode``: how Opacus clips per record, one of ``GRAD_SAMPLE_MODES``; all take the
+    same step, at different speeds (module docstring). ``"hooks"``, Opacus's default, is ours too,
+    though it was never the fastest on our CPU: ``"ew"`` was on the CRPA classifier, and
+    ``"ghost"`` (ghost clipping) beat hooks on both LeNet-5s, by about 3x on the wide one.
+    ``functorch`` and ``ew`` need batches of at least ``MIN_VECTORISED_BATCH`` (or ``None``, all
+    records): they fail on an empty Poisson batch. ``ghost`` needs the clients' loss to be the
+    default cross-entropy. Left at ``"hooks"``, the mode is not written to JSON, so runs saved
+    before it existed still match their config.
     Sigma and lr stay at most 1,000 and C at most 1e12 (``fltutor.checks``): far larger ones
     overflow the float32 weights. A field set later is checked again (``fltutor.checks.Checked``).
 
@@ -95,10 +120,10 @@ class DPConfig(Defense):
     Traceback (most recent call last):
     ...
     ValueError: delta=1.0 is not allowed: it must be a number with 0 < delta < 1
-    >>> DPConfig(grad_sample_mode="ghost")
+    >>> DPConfig(grad_sample_mode="jit")
     Traceback (most recent call last):
     ...
-    ValueError: grad_sample_mode='ghost' is not allowed: it must be one of hooks, functorch, ew
+    ValueError: grad_sample_mode='jit' is not allowed: it must be one of hooks, functorch, ew, ghost
     >>> DPConfig().to_dict()
     {'name': 'record-dp', 'noise_multiplier': 0.3, 'max_grad_norm': 1.5, 'lr': 0.25, 'delta': 1e-06}
     >>> DPConfig(grad_sample_mode="ew").to_dict()["grad_sample_mode"]
@@ -199,6 +224,9 @@ class DPTraining:
     keep_optimizer_state = False
 
     def __init__(self, local: LocalTraining, config: DPConfig):
+        if config.grad_sample_mode == "ghost" and local.loss is not F.cross_entropy:
+            raise ValueError(f"grad_sample_mode='ghost' is not allowed with loss={local.loss!r}: "
+                             f"it must be F.cross_entropy (Opacus reweights its per-record terms)")
         self.local = local
         self.config = config
         self.accountant = RDPAccountant()
@@ -215,19 +243,24 @@ class DPTraining:
         """
         if len(y) == 0:
             return math.nan  # nothing to learn from or protect (Opacus's sampler needs records)
+        ghost = self.config.grad_sample_mode == "ghost"
         sample_rate = poisson_sample_rate(len(y), self.local.batch_size)
-        private_optimizer = DPOptimizer(
+        private_optimizer = (DPOptimizerFastGradientClipping if ghost else DPOptimizer)(
             optimizer, noise_multiplier=self.config.noise_multiplier,
             max_grad_norm=self.config.max_grad_norm,
             expected_batch_size=int(len(y) * sample_rate))  # as Opacus's make_private computes it
         private_optimizer.attach_step_hook(self.accountant.get_optimizer_hook_fn(sample_rate))
-        module = prepare_module(model, self.config.grad_sample_mode)  # GradSampleModule for hooks
+        if ghost:  # the norms in the module's hooks, the clipping in the loss's second backward
+            module = GradSampleModuleFastGradientClipping(
+                model, max_grad_norm=self.config.max_grad_norm, use_ghost_clipping=True)
+            loss = DPLossFastGradientClipping(module, private_optimizer, nn.CrossEntropyLoss())
+        else:  # GradSampleModule for hooks
+            module, loss = prepare_module(model, self.config.grad_sample_mode), self.local.loss
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=FIRST_LAYER_HOOK_NOTE)
                 return train_epochs(module, private_optimizer, x, y, self.local.epochs,
-                                    self.local.batch_size, batches=poisson_batches,
-                                    loss=self.local.loss)
+                                    self.local.batch_size, batches=poisson_batches, loss=loss)
         finally:
             module.cleanup()  # a plain model again: no hooks, no per-sample gradients kept
 
