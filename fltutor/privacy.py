@@ -192,12 +192,12 @@ class PrivacyKey:
         return f"{setting}-{self.scenario}-seed{self.seed}"
 
 
-#: The fields of a privacy sweep's results.jsonl line (``success`` null: the scenario has no
-#: attack; ``epsilon`` infinite: no DP, or no noise).
 #: How well the CRPA's GAN imitates the class it never saw (``fltutor.metrics.
 #: reconstruction_quality``): an independent judge's confidence that the fakes are that class,
 #: and their SSIM to the nearest real image of it. Null in the other scenarios.
 RECONSTRUCTION_FIELDS = ("judge_confidence", "ssim_nearest")
+#: The fields of a privacy sweep's results.jsonl line (``success`` null: the scenario has no
+#: attack; ``epsilon`` infinite: no DP, or no noise).
 PRIVACY_FIELDS = {"kind": "a text", "noise": "a number", "clip": "a number", "scenario": "a text",
                   "seed": "an integer", "epsilon": "a number", "final_test_accuracy": "a number",
                   "success": "a number or null",
@@ -451,18 +451,19 @@ def stopped(scenario: str, run: dict, reference: dict | None) -> bool | None:
 
 def mean_by_setting(results: list[dict]) -> dict[tuple, dict]:
     """``{(kind, noise, clip, scenario): {"epsilon", "final_test_accuracy", "success",
-    "seeds"}}``: the mean over seeds of each setting's runs."""
+    "judge_confidence", "ssim_nearest", "seeds"}}``: the mean over seeds of each setting's runs
+    (None where no run has the field)."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault((r["kind"], r["noise"], r["clip"], r["scenario"]), []).append(r)
 
     def mean(runs: list[dict], field: str) -> float | None:
-        values = [r[field] for r in runs if r[field] is not None]
+        values = [r[field] for r in runs if r.get(field) is not None]
         return sum(values) / len(values) if values else None
 
-    return {key: {"epsilon": mean(runs, "epsilon"), "seeds": len(runs),
-                  "final_test_accuracy": mean(runs, "final_test_accuracy"),
-                  "success": mean(runs, "success")} for key, runs in groups.items()}
+    fields = ("epsilon", "final_test_accuracy", "success", *RECONSTRUCTION_FIELDS)
+    return {key: {**{field: mean(runs, field) for field in fields}, "seeds": len(runs)}
+            for key, runs in groups.items()}
 
 
 def reference_for(scenario: str, setting: tuple, means: dict) -> dict | None:

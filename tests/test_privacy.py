@@ -17,8 +17,8 @@ from fltutor.defenses.client_dp import ClientDPConfig
 from fltutor.defenses.dp import DPConfig
 from fltutor.defenses.local_dp import LocalDPConfig
 from fltutor.privacy import (NO_DP, PRIVACY_DELTA, PRIVACY_FILES, PRIVACY_RESULTS, PrivacyKey,
-                             attack_stops, dp_defense, dp_kinds, privacy_table, run_privacy,
-                             scenario_config, stopped)
+                             attack_stops, dp_defense, dp_kinds, mean_by_setting, privacy_table,
+                             run_privacy, scenario_config, stopped)
 from fltutor.recipes.byzantine import run_byzantine
 from helpers import forbid_runs, record_runs, replace_runs, run_cli
 
@@ -134,6 +134,16 @@ def test_an_attack_stops_where_its_success_reaches_its_control():
     assert (stop["scenario"], stop["kind"], stop["stops_at_epsilon"], stop["noise"],
             stop["clean_accuracy"], stop["works_up_to_epsilon"]) == (
         "crpa", "record-dp", 1.0, 3.0, 0.5, 10.0)
+
+
+def test_the_means_over_seeds_carry_the_gans_reconstruction_quality():
+    runs = [{**line("record-dp", 1.0, "crpa", 0.4 + 0.2 * seed, seed=seed),
+             "judge_confidence": 0.5 + 0.2 * seed, "ssim_nearest": None} for seed in (0, 1)]
+    (mean,) = mean_by_setting(runs).values()
+    assert mean["seeds"] == 2 and mean["success"] == pytest.approx(0.5)
+    assert mean["judge_confidence"] == pytest.approx(0.6) and mean["ssim_nearest"] is None
+    (older,) = mean_by_setting([line(NO_DP, 0.0, "clean", None)]).values()  # lines without them
+    assert older["judge_confidence"] is None
 
 
 BAD_SWEEPS = [
