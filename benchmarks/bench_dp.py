@@ -17,7 +17,8 @@ Each mode is set up as Opacus's ``PrivacyEngine.make_private`` sets it up. The p
 (``torch.optim.SGD``, no per-sample gradients, no clipping, no noise) runs on the same model and
 batch in the same run; the ratio is DP / plain. Each is timed for ``--rounds`` steps in a row
 (5), as a training run takes them, after two warm-up steps; the table gives the median. A mode
-that breaks on a model says ``fails (ErrorType)`` in its cell. The default run takes about 2 minutes on 2 CPU cores.
+that breaks on a model says ``fails (ErrorType)`` in its cell. The default run takes about 2
+minutes on 2 CPU cores.
 
     python benchmarks/bench_dp.py --markdown              # 3 models x 4 batch sizes x 4 modes
     python benchmarks/bench_dp.py --models classifier --batches 50 --modes hooks,ghost
@@ -112,7 +113,9 @@ def benchmark_row(name: str, batch: int, modes: list[str], device: torch.device,
 
 
 def main() -> None:
-    parser = benchmark_parser(__doc__.split("\n\n")[0], {"quick": None})
+    parser = benchmark_parser(__doc__.split("\n\n")[0], {"quick": None},
+                              rounds_help=f"timed steps after {WARM_UP} warm-up steps (default "
+                                          f"{DEFAULT_REPEATS})")
     parser.add_argument("--models", default=",".join(MODEL_NAMES),
                         help="comma-separated: " + ", ".join(MODEL_NAMES))
     parser.add_argument("--batches", default=",".join(BATCHES),

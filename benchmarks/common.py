@@ -84,15 +84,20 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def benchmark_parser(description: str, scales) -> argparse.ArgumentParser:
-    """The options every benchmark takes: --device, --scales, --rounds, --threads, --markdown."""
+ROUNDS_HELP = "timed rounds after one warm-up (default 3; 1 for paper on CPU)"
+
+
+def benchmark_parser(description: str, scales, rounds_help: str = ROUNDS_HELP
+                     ) -> argparse.ArgumentParser:
+    """The options every benchmark takes: --device, --scales, --rounds, --threads, --markdown.
+    ``rounds_help`` says what ``--rounds`` counts where a benchmark times something else."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="auto: the CPU, and the GPU too when there is one")
     parser.add_argument("--scales", default=",".join(scales),
                         help="comma-separated: " + ", ".join(scales))
     parser.add_argument("--rounds", type=positive_int,
-                        help="timed rounds after one warm-up (default 3; 1 for paper on CPU)")
+                        help=rounds_help)
     parser.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     return parser
