@@ -108,6 +108,9 @@ def add_federation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed: the same seed repeats a CPU run exactly (default: 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--engine", default="auto",
+                        help="how honest clients train: sequential, batched (all in one vmap "
+                             "step) or auto (batched on CUDA, where it is faster; default)")
     parser.add_argument("--data-root", help="dataset folder (default: $FLTUTOR_DATA or a cache)")
     parser.add_argument("--fallback", action="store_true",
                         help="offline without data: use the small embedded digits dataset")
@@ -119,8 +122,8 @@ def add_federation_options(parser: argparse.ArgumentParser) -> None:
 
 def federation_settings(args: argparse.Namespace) -> dict:
     """The FedConfig fields that the shared options set (unset ones keep the profile's value)."""
-    settings = dict(seed=args.seed, device=args.device, data_root=args.data_root,
-                    allow_fallback=args.fallback)
+    settings = dict(seed=args.seed, device=args.device, engine=args.engine,
+                    data_root=args.data_root, allow_fallback=args.fallback)
     for option, name in (("dataset", "dataset"), ("rounds", "num_rounds"),
                          ("max_per_class", "max_per_class"), ("max_test", "max_test")):
         if getattr(args, option) is not None:

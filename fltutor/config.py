@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from .aggregators import AGGREGATORS, Mean, Rule
+from .batched import ENGINES
 from .checks import (MAX_BATCH, MAX_CLIENTS, MAX_EPOCHS, MAX_GAN_BATCH, MAX_GENERATED,
                      MAX_JITTER, MAX_LATENT, MAX_PREVIEW, MAX_RATE, MAX_ROUNDS, MAX_SAMPLES,
                      MAX_SEED, MAX_STEPS, Checked, check, check_bool, check_choice, check_class,
@@ -115,7 +116,10 @@ class FedConfig(Checked):
     The parts of the run (``fltutor.parts``): ``attackers`` (attack specs, each on its own
     clients), ``aggregator`` (a rule of ``fltutor.aggregators``, FedAvg's mean by default),
     ``defenses`` (record-level DP-SGD is ``fltutor.defenses.dp.DPConfig``) and ``observations``
-    (what is measured every round besides accuracy).
+    (what is measured every round besides accuracy). ``engine`` is how the honest clients
+    train: ``sequential`` one after another, ``batched`` all in one vmap step
+    (``fltutor.batched``), ``auto`` batched on CUDA and sequential elsewhere, as measured fastest
+    (``benchmarks/bench_engines.py``).
 
     Every field is checked when the config is made and again when one is set later
     (``fltutor.checks.Checked``); the upper bounds are in ``fltutor.checks``.
@@ -140,6 +144,7 @@ class FedConfig(Checked):
     max_test: int | None = 1000
     seed: int = 0
     device: str = "auto"
+    engine: str = "auto"
     data_root: str | None = None
     allow_fallback: bool = False
     profile: str = "custom"
@@ -183,6 +188,7 @@ class FedConfig(Checked):
                       f"{self.num_clients} clients' shards fit in {kept} training images")
         check_int("seed", self.seed, 0, MAX_SEED)
         resolve_device(self.device)
+        check_choice("engine", self.engine, ENGINES)
         check(self.data_root is None or (isinstance(self.data_root, str) and self.data_root != ""),
               "data_root", self.data_root, "None or a folder path")
         check_bool("allow_fallback", self.allow_fallback)

@@ -30,22 +30,14 @@ import torch
 from torch import nn
 
 from .aggregators import Aggregate
+from .batched import batched_on, can_train_together, train_together
 from .checks import MAX_ROUNDS, check_int
 from .config import FedConfig, resolve_device
 from .data import Data, load
 from .metrics import Evaluation, evaluate
 from .models import MODELS, flat_parameters, load_flat_parameters
 from .partition import class_counts, split
-from .training import LocalTraining
-
-
-@dataclass
-class ClientUpdate:
-    """What a client sends back: its weight change, how many samples it used, its loss."""
-
-    delta: torch.Tensor
-    num_samples: int
-    train_loss: float
+from .training import ClientUpdate, LocalTraining
 
 
 class Client:
@@ -67,6 +59,16 @@ class Client:
     @property
     def num_samples(self) -> int:
         return len(self.y)
+
+    @property
+    def trains_plainly(self) -> bool:
+        """Whether this client's round is the plain one: load the weights, train on its own data
+        with a plain ``LocalTraining``, report the change. Only such clients can be trained
+        together in one batched step (``fltutor.batched``); an attacker's or a defense's own
+        ``local_update``, ``train`` or training wrapper makes a client train alone."""
+        return (getattr(self.local_update, "__func__", None) is Client.local_update
+                and getattr(self.train, "__func__", None) is Client.train
+                and type(self.training) is LocalTraining)
 
     def prepare(self, global_params: torch.Tensor) -> torch.optim.Optimizer:
         """Load the broadcast weights; make a fresh optimizer unless the old one is kept."""
@@ -213,7 +215,7 @@ class Federation:
         round_index = self.rounds_done + 1
         before = flat_parameters(self.global_model)
         chosen = self.choose_clients()
-        updates = [self.clients[k].local_update(before, round_index) for k in chosen]
+        updates = self.local_updates(chosen, before, round_index)
         stacked = self.submitted(torch.stack([u.delta for u in updates]), chosen, round_index)
         weights = torch.tensor([float(u.num_samples) for u in updates])
         aggregate = self.aggregate(stacked, weights)
@@ -228,6 +230,30 @@ class Federation:
             record.metrics.update(observe(record) or {})
         self.history.append(record.to_json())
         return record
+
+    def local_updates(self, chosen: list[int], global_params: torch.Tensor,
+                      round_index: int) -> list[ClientUpdate]:
+        """The chosen clients' updates, in the order of ``chosen``.
+
+        With the batched engine (``FedConfig.engine``; ``auto`` picks it on CUDA) the plain
+        clients train together first, in one batched computation (``fltutor.batched``), then the
+        others one by one; with the sequential engine every client trains in turn.
+        """
+        together = []
+        if batched_on(self.config.engine, self.global_model_device):
+            together = [k for k in chosen if self.clients[k].trains_plainly]
+            if not can_train_together([self.clients[k] for k in together]):
+                together = []
+        updates = dict(zip(together, train_together([self.clients[k] for k in together],
+                                                     global_params) if together else []))
+        for k in chosen:
+            if k not in updates:
+                updates[k] = self.clients[k].local_update(global_params, round_index)
+        return [updates[k] for k in chosen]
+
+    @property
+    def global_model_device(self) -> torch.device:
+        return next(self.global_model.parameters()).device
 
     def submitted(self, trained: torch.Tensor, chosen: list[int],
                   round_index: int) -> torch.Tensor:

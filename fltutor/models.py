@@ -21,13 +21,39 @@ from torch import nn
 
 from functools import partial
 
-from .checks import MAX_CLASSES, MAX_LATENT, check_choice, check_int, check_number
+from .checks import MAX_CLASSES, MAX_LATENT, check, check_choice, check_int
 from .registry import Registry
 
 MODELS = Registry("model")
 
 #: Keras' default slope for LeakyReLU, which the CRPA study's TensorFlow models use.
 LEAKY_SLOPE = 0.3
+
+
+#: The memory layout of the CRPA networks' convolution weights: channels-last (NHWC), so that the
+#: activations between their convolutions take it too. On the CPU oneDNN then skips a reordering
+#: of every activation; a training step of the classifier took 0.88 of the time, an evaluation of
+#: 10,000 images 0.4 to 0.6, a generator step 0.65 to 0.85 (measured on two cores). GPUs'
+#: convolution kernels prefer the layout as well. The numbers computed are the same up to float
+#: rounding; only where each value sits in memory changes.
+CHANNELS_LAST = torch.channels_last
+
+
+class Dropout(nn.Dropout):
+    """Dropout (Srivastava et al. 2014) whose mask is drawn as ``uniform >= p``.
+
+    The same thing as ``nn.Dropout``: in training each value is zeroed with probability p and the
+    rest are scaled by 1 / (1 - p); in ``eval()`` it passes values through. Only the way the mask
+    is drawn differs: on the CPU torch's Bernoulli sampler takes about three times as long as
+    uniform numbers and a comparison, and in the CRPA study's round the classifier's two dropout
+    layers were a quarter of the time (``benchmarks/bench_crpa.py``).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand_like(x) >= self.p
+        return x * keep / (1 - self.p)
 
 
 class Classifier(nn.Sequential):
@@ -38,22 +64,26 @@ class Classifier(nn.Sequential):
     It has ``num_classes + 1`` outputs: the last one is the extra label that the attacker of
     Hitaj et al. (2017) asks the federation to learn for its fake images. Honest clients simply
     never use it. No BatchNorm, so Opacus can train it with per-sample gradients.
+
+    The weights are stored channels-last (``CHANNELS_LAST``), as are the generator's.
     """
 
     def __init__(self, num_classes: int = 10, dropout: float = 0.3):
         check_int("num_classes", num_classes, 1, MAX_CLASSES)
-        check_number("dropout", dropout, 0.0, 1.0)
+        check(isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1, "dropout", dropout,
+              "a number >= 0 and < 1")
         super().__init__(
             nn.Conv2d(1, 64, kernel_size=5, stride=2, padding=2),  # 28x28 -> 14x14
             nn.LeakyReLU(LEAKY_SLOPE),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Conv2d(64, 128, kernel_size=5, stride=2, padding=2),  # 14x14 -> 7x7
             nn.LeakyReLU(LEAKY_SLOPE),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Flatten(),
             nn.Linear(128 * 7 * 7, num_classes + 1),
         )
         self.num_classes = num_classes
+        self.to(memory_format=CHANNELS_LAST)
 
     @property
     def fake_label(self) -> int:
@@ -99,6 +129,7 @@ class Generator(nn.Sequential):
         for layer in self:
             if isinstance(layer, (nn.Linear, nn.ConvTranspose2d)):
                 nn.init.xavier_uniform_(layer.weight)
+        self.to(memory_format=CHANNELS_LAST)
 
     def sample(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``count`` images from fresh Gaussian noise (on the generator's device)."""

@@ -18,6 +18,15 @@ from torch import nn
 from .checks import (MAX_BATCH, MAX_EPOCHS, MAX_RATE, check_bool, check_choice, check_int,
                      check_number)
 
+@dataclass
+class ClientUpdate:
+    """What a client sends back: its weight change, how many samples it used, its loss."""
+
+    delta: torch.Tensor
+    num_samples: int
+    train_loss: float
+
+
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "sgd": torch.optim.SGD,

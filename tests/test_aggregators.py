@@ -204,6 +204,7 @@ def test_every_rule_returns_float32_on_the_updates_device_with_sorted_kept(name)
     assert aggregate.kept == sorted(set(aggregate.kept)) and set(aggregate.kept) <= set(range(5))
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_every_rule_runs_on_the_gpu_and_agrees_with_the_cpu(name):
