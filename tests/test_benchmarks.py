@@ -116,6 +116,21 @@ def test_dp_benchmark_times_every_grad_sample_mode_against_a_plain_step():
     assert all(float(cell) > 0 for cell in rows[0][4:])  # no mode fails on LeNet-5; ratios > 0
 
 
+@pytest.mark.parametrize("options, message", [
+    ([], "--reference is missing: give the folder of a checkout of the CRPA study's repository "
+         "(the one that holds experiments/)"),
+    (["--reference", "no-such-folder", "--reference-python", sys.executable],
+     "reference='no-such-folder' is not allowed: it has no experiments/federated_gan.py (give "
+     "the folder of a checkout of the CRPA study's repository)"),
+])
+def test_reference_benchmark_refuses_a_missing_or_wrong_checkout_in_one_line(options, message):
+    done = subprocess.run([sys.executable, "bench_vs_reference.py", *options], cwd=BENCHMARKS,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [message]  # no usage, no traceback
+    assert done.stdout == ""
+
+
 def tiny_notebook(folder: Path, name: str, *sources: str) -> None:
     """Write ``folder/NAME.ipynb`` with one markdown cell and a code cell per source."""
     import nbformat
