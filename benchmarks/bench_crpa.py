@@ -22,6 +22,9 @@ per-sample gradients, clipping and noise. Images are synthetic random images of 
     python benchmarks/bench_crpa.py                             # quick and paper, CPU (+ GPU)
     python benchmarks/bench_crpa.py --scales quick --rounds 3 --markdown
     python benchmarks/bench_crpa.py --scales paper --max-per-class 500   # a short smoke test
+
+At the paper scale (without ``--max-per-class``) it also projects the wall time of the study's
+Figure 4 (``FIGURE_4_ROUNDS`` rounds, one after another) from the seconds per round.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from fltutor.recipes.crpa import CRPA_PROFILES, CRPAConfig
 SCALES = tuple(CRPA_PROFILES)
 MNIST_TEST_IMAGES = 10_000  # the paper profile's max_test=None: the whole MNIST test set
 PARTS = ["honest", "GAN", "poisoned", "aggregation", "evaluation", "other"]
+#: The rounds of the study's Figure 4: 2 datasets x 90 class pairs x 3 seeds x 300 rounds.
+FIGURE_4_ROUNDS = 2 * 90 * 3 * 300
 HEADER = ["scale", "device", "DP", "images/client", *PARTS, "s/round", "DP / no DP",
           "training DP / no DP"]
 
@@ -136,7 +141,7 @@ def main() -> None:
     print(f"Settings: the CRPAConfig profiles ({'; '.join(profile_settings(s) for s in scales)}); "
           "10 clients, one class each, client 0 the CRPA attacker, attacking every timed round; "
           "DP = DPConfig() on every client; synthetic random 1x28x28 images.\n")
-    rows = []
+    rows, projections = [], []
     for scale in scales:
         for name in devices:
             rounds = timed_rounds(args.rounds, scale, name)
@@ -148,8 +153,15 @@ def main() -> None:
                 rows.append([scale, name, dp, str(config.max_per_class),
                              *(f"{s[part]:.3f}" for part in PARTS), f"{s['round']:.3f}", *ratios])
             print(f"  {scale} on {name}: {rounds} timed round(s) done", flush=True)
+            if scale == "paper" and not args.max_per_class:
+                hours = {dp: FIGURE_4_ROUNDS * s["round"] / 3600 for dp, s in seconds.items()}
+                projections.append(f"Figure 4 of the study ({FIGURE_4_ROUNDS:,} paper-scale rounds) "
+                                   f"on {name}: {hours['no']:,.1f} h without DP, "
+                                   f"{hours['yes']:,.1f} h with DP-SGD, one run after another")
     print()
     print(table(HEADER, rows, args.markdown, text_columns=3))
+    for line in projections:
+        print(f"\n{line}")
 
 
 if __name__ == "__main__":

@@ -46,13 +46,15 @@ class Dropout(nn.Dropout):
     rest are scaled by 1 / (1 - p); in ``eval()`` it passes values through. Only the way the mask
     is drawn differs: on the CPU torch's Bernoulli sampler takes about three times as long as
     uniform numbers and a comparison, and in the CRPA study's round the classifier's two dropout
-    layers were a quarter of the time (``benchmarks/bench_crpa.py``).
+    layers were a quarter of the time (``benchmarks/bench_crpa.py``). The uniform numbers are
+    drawn in the logical order of ``x``'s shape, whatever its memory layout, so that a seed
+    gives the same mask to a channels-last and a contiguous activation.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        keep = torch.rand_like(x) >= self.p
+        keep = torch.rand(x.shape, dtype=x.dtype, device=x.device) >= self.p
         return x * keep / (1 - self.p)
 
 

@@ -233,3 +233,29 @@ def test_a_resumed_private_run_continues_epsilon_and_weights(private_config, mni
     history, weights = straight_run
     assert without_timings(resumed.history) == without_timings(history)
     assert torch.equal(flat_parameters(resumed.global_model), weights)
+
+
+def test_opacus_per_sample_gradients_of_a_private_client_match_one_record_backward_passes(
+        tiny_config, mnist_tiny):
+    """The CRPA classifier is built channels-last, where Opacus's hooks get a convolution's
+    per-sample weight gradient wrong; ``DPTraining`` hands Opacus a contiguous model, and every
+    record's gradient is then what a backward pass on that record alone gives."""
+    from opacus.grad_sample import GradSampleModule
+
+    federation = Federation.build(tiny_config(model="classifier", defenses=(DPConfig(),)),
+                                  data=mnist_tiny)
+    federation.run(1, progress=False)  # a round of DP-SGD: the models have been to Opacus
+    model = federation.clients[0].model
+    model[2].p = model[5].p = 0.0  # no dropout: the same network in every pass
+    x, y = mnist_tiny.train_x[:4], mnist_tiny.train_y[:4]
+    one_by_one = []
+    for i in range(4):
+        alone = copy.deepcopy(model)
+        nn.functional.cross_entropy(alone(x[i:i + 1]), y[i:i + 1]).backward()
+        one_by_one.append([p.grad for p in alone.parameters()])
+    module = GradSampleModule(model, loss_reduction="sum")
+    nn.functional.cross_entropy(module(x), y, reduction="sum").backward()
+    for index, p in enumerate(model.parameters()):
+        expected = torch.stack([grads[index] for grads in one_by_one])
+        torch.testing.assert_close(p.grad_sample, expected, rtol=0, atol=1e-5)
+    module._close()

@@ -239,10 +239,16 @@ class DPTraining:
               y: torch.Tensor) -> float:
         """One round of DP-SGD on (x, y), counted by the accountant; returns the mean batch loss.
 
-        The weights change in place, in ``model`` itself: ``GradSampleModule`` shares them.
+        The weights change in place, in ``model`` itself: ``GradSampleModule`` shares them. They
+        are made contiguous first: on a channels-last convolution (``fltutor.models.
+        CHANNELS_LAST``) Opacus 1.6's hooks compute wrong per-sample gradients of the weight (off
+        by 0.1 on the classifier's second convolution, where one record's gradient is about 1;
+        ``tests/test_dp.py`` checks them against one-record backward passes), and PyTorch's
+        expanded weights fail.
         """
         if len(y) == 0:
             return math.nan  # nothing to learn from or protect (Opacus's sampler needs records)
+        model.to(memory_format=torch.contiguous_format)
         ghost = self.config.grad_sample_mode == "ghost"
         sample_rate = poisson_sample_rate(len(y), self.local.batch_size)
         private_optimizer = (DPOptimizerFastGradientClipping if ghost else DPOptimizer)(
