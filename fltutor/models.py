@@ -72,8 +72,8 @@ class Classifier(nn.Sequential):
 
     def __init__(self, num_classes: int = 10, dropout: float = 0.3):
         check_int("num_classes", num_classes, 1, MAX_CLASSES)
-        check(isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1, "dropout", dropout,
-              "a number >= 0 and < 1")
+        check(isinstance(dropout, (int, float)) and not isinstance(dropout, bool)
+              and 0 <= dropout < 1, "dropout", dropout, "a number >= 0 and < 1")
         super().__init__(
             nn.Conv2d(1, 64, kernel_size=5, stride=2, padding=2),  # 28x28 -> 14x14
             nn.LeakyReLU(LEAKY_SLOPE),
