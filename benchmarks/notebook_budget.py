@@ -45,6 +45,9 @@ CELL_BUDGET_S = 120  # each cell: at most 2 minutes, so no student waits longer 
 # widgets take a few hundred MB of that, so a kernel that holds more than 1.5 GiB is killed in
 # the middle of the lesson. The test suite fails a notebook whose kernel peaks above this.
 PEAK_MEMORY_MIB = 1536
+# A student who also moves every control of a notebook (a second dataset, more runs) needs more;
+# the browser pass holds that peak below what a Binder session has in all, 2 GB.
+BINDER_SESSION_MIB = 2e9 / 2**20
 
 
 @dataclass
@@ -192,16 +195,16 @@ def run_notebook(path: Path, cell_timeout: int) -> NotebookRun:
     return run
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def notebook_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every script that runs notebooks: which ones, where, and the table's form."""
     parser.add_argument("--notebooks", help="comma-separated names without .ipynb (default: all)")
     parser.add_argument("--folder", type=Path, default=NOTEBOOKS,
                         help="where the notebooks are (default: the repository's notebooks/)")
-    parser.add_argument("--cell-timeout", type=positive_int, default=900,
-                        help="seconds a cell may run before it counts as failed (default 900, "
-                             "as in the test suite)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    args = parser.parse_args()
+
+
+def chosen_notebooks(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The names ``--notebooks`` chose in ``--folder``; exit code 2 for a name not there."""
     known = sorted(path.stem for path in args.folder.glob("*.ipynb"))
     if not known:
         parser.exit(2, f"folder='{args.folder}' is not allowed: it must be a folder that holds "
@@ -210,6 +213,17 @@ def main() -> None:
     if not set(chosen) <= set(known):
         parser.exit(2, f"notebooks={args.notebooks!r} is not allowed: use names from "
                        f"{', '.join(known)} (the notebooks in {args.folder})\n")
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    notebook_options(parser)
+    parser.add_argument("--cell-timeout", type=positive_int, default=900,
+                        help="seconds a cell may run before it counts as failed (default 900, "
+                             "as in the test suite)")
+    args = parser.parse_args()
+    chosen = chosen_notebooks(parser, args)
 
     print_machine(args.markdown)
     print(budgets_line() + " Each notebook runs once in a fresh kernel.\n")

@@ -488,6 +488,33 @@ def add_invert_command(commands) -> None:
     invert.set_defaults(handler=command_invert)
 
 
+def command_gallery(args: argparse.Namespace) -> None:
+    from .gallery import RECORD, make_gallery
+
+    settings = {"privacy_frontier": {"sweep": Path(args.privacy_sweep)}} if args.privacy_sweep \
+        else {}
+    record = make_gallery(args.out, seed=args.seed, device=args.device, data_root=args.data_root,
+                          settings=settings)
+    files = ", ".join(figure["file"] for figure in record["figures"].values())
+    print(f"{files} and {RECORD} in {args.out} ({record['total_seconds']:.0f} s)")
+
+
+def add_gallery_command(commands) -> None:
+    gallery = commands.add_parser("gallery", help="the README's gallery: five figures from "
+                                  "small, seeded quick-profile runs, and gallery.json")
+    gallery.add_argument("--out", required=True, type=folder, help="output directory")
+    gallery.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    gallery.add_argument("--seed", type=int, default=0,
+                         help="random seed: the same seed repeats the figures on a CPU "
+                              "(default: 0)")
+    gallery.add_argument("--data-root", type=folder,
+                         help="dataset folder (default: $FLTUTOR_DATA or a cache)")
+    gallery.add_argument("--privacy-sweep", type=folder, metavar="FOLDER",
+                         help="the privacy sweep whose frontier is drawn (default: the one "
+                              "shipped in notebooks/results/privacy_quick)")
+    gallery.set_defaults(handler=command_gallery)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="fltutor", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"fltutor {__version__}")
@@ -648,6 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
     privacy.set_defaults(handler=command_sweep_privacy)
 
     add_invert_command(commands)
+    add_gallery_command(commands)
     return parser
 
 

@@ -547,14 +547,20 @@ FRONTIER_LABELS = {"clean": "test accuracy (no attack)",
 PRIVACY_FILES = ("privacy_frontier.png", "privacy_table.json", "attack_stops.json")
 
 
+def frontier_figure(results: list[dict]):
+    """The frontier of a privacy sweep's ``results``: ``fltutor.viz.privacy_frontier`` of the
+    means over seeds, every scenario's panel labelled by ``FRONTIER_LABELS``."""
+    from .viz import privacy_frontier
+
+    return privacy_frontier(mean_by_setting(results), FRONTIER_LABELS)
+
+
 def write_privacy(results: list[dict], out_dir: Path) -> list[dict]:
     """The frontier figure, the table and the attack stops of ``results`` into ``out_dir``."""
     from .experiments import write_json
-    from .viz import privacy_frontier
 
     rows = privacy_table(results)
-    save_figure(privacy_frontier(mean_by_setting(results), FRONTIER_LABELS),
-                out_dir / PRIVACY_FILES[0])
+    save_figure(frontier_figure(results), out_dir / PRIVACY_FILES[0])
     write_json(out_dir / PRIVACY_FILES[1], rows)
     write_json(out_dir / PRIVACY_FILES[2], attack_stops(results))
     return rows

@@ -84,7 +84,8 @@ def samples_over_rounds(previews: list[dict], num_rounds_shown: int = 6, title: 
 def _image_rows(rows: list[tuple[str, Any]], title: str):
     """A figure of labelled rows of images ``[(label, [k, 1, H, W]), ...]``, one picture each."""
     columns = max(len(images) for _, images in rows)
-    fig, axes = plt.subplots(len(rows), 1, squeeze=False, layout="constrained",
+    # tight, not constrained: constrained layout cuts the row labels off fixed-aspect images
+    fig, axes = plt.subplots(len(rows), 1, squeeze=False, layout="tight",
                              figsize=(0.9 * columns + 0.8, 0.9 * len(rows) + 0.5))
     for ax, (label, images) in zip(axes[:, 0], rows):
         ax.imshow(_tiled_row(images, columns), cmap="gray", vmin=-1, vmax=1)
@@ -329,7 +330,7 @@ def kept_grid(history: list[dict], num_clients: int, malicious: set[int] = froze
     for client, label in enumerate(ax.get_xticklabels()):
         label.set_color("red" if client in malicious else "black")
     ax.set_yticks(range(len(history)), [str(r["round"]) for r in history])
-    ax.set_xlabel("client (red: malicious); black: kept, white: left out, grey: not chosen")
+    ax.set_xlabel("client (red: malicious)\nblack: kept, white: left out, grey: not chosen")
     ax.set_ylabel("round")
     ax.set_title(title)
     return fig

@@ -9,6 +9,12 @@ seconds, peak and slowest cell for CI's log instead. No notebook runs twice for 
 
 ``FLTUTOR_NOTEBOOK_PEAK_MIB`` sets a different ceiling for one run, for example the one a
 smaller machine leaves: ``FLTUTOR_NOTEBOOK_PEAK_MIB=1000 python -m pytest notebooks``.
+
+Where Chromium and playwright are installed, ``test_in_browser.py`` runs each notebook in
+JupyterLab in a real browser instead, and nbval's items for that notebook are deselected: one
+pass proves both that the code runs and that the student sees it work, under the same memory
+ceiling and in the same table. ``FLTUTOR_BROWSER`` chooses: ``auto`` (default), ``off`` (nbval
+only) or ``required`` (fail, rather than fall back to nbval, where the browser cannot run).
 """
 
 from __future__ import annotations
@@ -23,12 +29,27 @@ import pytest
 from nbval.plugin import IPyNbCell
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import notebook_browser  # noqa: E402
 from notebook_budget import (PEAK_MEMORY_MIB, CellTime, NotebookRun,  # noqa: E402
                              budget_table, budgets_line, kernel_cpu_s, kernel_pid, kernel_usage)
 
 CEILING_VARIABLE = "FLTUTOR_NOTEBOOK_PEAK_MIB"
+BROWSER_VARIABLE = "FLTUTOR_BROWSER"
+BROWSER_MODES = ("auto", "off", "required")
 CEILING = pytest.StashKey[float]()  # MiB
 MEASURED = pytest.StashKey[dict]()  # a notebook's node id -> its KernelPeakMemory item
+BROWSER_RUNS = pytest.StashKey[list]()  # the BrowserRun of every notebook the browser ran
+
+
+def browser_mode() -> tuple[str, str | None]:
+    """``$FLTUTOR_BROWSER`` and, when the browser pass will not run, why (None: it will)."""
+    mode = os.environ.get(BROWSER_VARIABLE, "") or "auto"
+    if mode not in BROWSER_MODES:
+        raise pytest.UsageError(f"{BROWSER_VARIABLE}={mode!r} is not allowed: use one of "
+                                f"{', '.join(BROWSER_MODES)} (default auto)")
+    if mode == "off":
+        return mode, f"{BROWSER_VARIABLE}=off"
+    return mode, notebook_browser.missing()
 
 
 def peak_ceiling_mib() -> float:
@@ -78,12 +99,29 @@ class KernelPeakMemory(pytest.Item):
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[CEILING] = peak_ceiling_mib()  # a bad value stops the run before any kernel
     config.stash[MEASURED] = {}
+    config.stash[BROWSER_RUNS] = []
+    browser_mode()  # likewise
+
+
+def run_in_browser(items: list[pytest.Item]) -> set[str]:
+    """The notebooks (file names) whose browser test is selected and will run."""
+    if browser_mode()[1] is not None:
+        return set()
+    return {item.callspec.params["notebook"] for item in items
+            if getattr(item, "originalname", None) == "test_notebook_in_browser"}
 
 
 @pytest.hookimpl(trylast=True)  # after -k and -m have deselected what they deselect
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    """Put a ``KernelPeakMemory`` item after the last cell of every notebook that runs whole."""
+    """Leave to the browser the notebooks it runs; put a ``KernelPeakMemory`` item after the
+    last cell of every other notebook that nbval runs whole."""
+    in_browser = run_in_browser(items)
+    by_browser = [item for item in items
+                  if isinstance(item, IPyNbCell) and item.path.name in in_browser]
+    if by_browser:
+        config.hook.pytest_deselected(items=by_browser)
+        items[:] = [item for item in items if item not in by_browser]
     last_cell = {}  # notebook node -> (index of its last selected cell, number of cells selected)
     for index, item in enumerate(items):
         if isinstance(item, IPyNbCell):
@@ -122,11 +160,20 @@ def pytest_runtest_call(item: pytest.Item):
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    measured = [m for m in config.stash.get(MEASURED, {}).values() if m.run is not None]
-    if not measured:
-        return
-    ceiling = config.stash[CEILING]
-    terminalreporter.write_sep("-", "notebook budgets")
-    terminalreporter.write_line(budgets_line(ceiling) + " Wall s includes the kernel's start.")
-    for line in budget_table([m.run for m in measured], False, ceiling).splitlines():
-        terminalreporter.write_line(line)
+    by_nbval = [m.run for m in config.stash.get(MEASURED, {}).values() if m.run is not None]
+    browser_runs = config.stash.get(BROWSER_RUNS, [])
+    in_browser = [run.budget for run in browser_runs if run.budget is not None]
+    ceiling = config.stash.get(CEILING, PEAK_MEMORY_MIB)
+    for runs, how in [(by_nbval, "under nbval; wall s includes the kernel's start"),
+                      (in_browser, "in JupyterLab in Chromium, Run All; wall s includes opening "
+                                   "the page, cell seconds are wall seconds")]:
+        if runs:
+            terminalreporter.write_sep("-", "notebook budgets")
+            terminalreporter.write_line(f"{budgets_line(ceiling)} Measured {how}.")
+            for line in budget_table(runs, False, ceiling).splitlines():
+                terminalreporter.write_line(line)
+    played = [f"{run.notebook} {run.peak_with_controls_mib:,.0f}" for run in browser_runs
+              if run.peak_with_controls_mib is not None]
+    if played:
+        terminalreporter.write_line("Kernel peak MiB once every control had moved: " +
+                                    ", ".join(played))

@@ -37,8 +37,14 @@ def package_name(requirement: str) -> str:
 
 
 def pyproject_packages() -> set[str]:
+    """The packages of the core and of the test extra; an extra of fltutor's own that the test
+    extra names (``fltutor[flower]``) counts as the packages it installs."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["test"]
+    extras = project["optional-dependencies"]
+    requirements = list(project["dependencies"])
+    for requirement in extras["test"]:
+        own_extra = re.fullmatch(r"fltutor\[([a-z-]+)\]", requirement)
+        requirements += extras[own_extra.group(1)] if own_extra else [requirement]
     return {package_name(r) for r in requirements}
 
 
@@ -83,6 +89,19 @@ def test_binder_takes_cpu_builds_of_torch():
         "--extra-index-url https://download.pytorch.org/whl/cpu")
 
 
+def test_binder_badge_opens_the_first_notebook_of_this_repository():
+    if tomllib is None:
+        pytest.skip("reading pyproject.toml needs Python 3.11's tomllib")
+    badge = re.search(r"\(https://mybinder\.org/v2/gh/([^/]+/[^/]+)/HEAD\?labpath=([^)]+)\)",
+                      (ROOT / "README.md").read_text())
+    assert badge, "README.md has no Binder badge"
+    repository = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"][
+        "Repository"]
+    assert repository == f"https://github.com/{badge.group(1)}"
+    assert badge.group(2).replace("%2F", "/") == "notebooks/00_start_here.ipynb"
+    assert (ROOT / "notebooks" / "00_start_here.ipynb").is_file()
+
+
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_binder_scripts_are_executable_and_start_runs_the_server_command():
     for script in ("postBuild", "start"):
@@ -105,16 +124,32 @@ def committed_notebooks() -> list[Path]:
         return sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_every_committed_notebook_gets_its_peak_memory_check():
+@pytest.mark.parametrize("browser", ["off", "auto"])
+def test_every_committed_notebook_gets_its_peak_memory_check(browser):
     # Collected as the README's test command collects (pyproject's options, from the root), with
     # tests/conftest.py among the doctest modules: two files named conftest.py must not clash.
+    # Each notebook runs once: under nbval, or in the browser where the browser pass runs (its
+    # test holds the kernel to the same ceiling), never both.
     done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
                            "tests/conftest.py", "notebooks"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, env={**os.environ, "FLTUTOR_BROWSER": browser})
     assert done.returncode == 0, done.stdout + done.stderr
-    checks = {line for line in done.stdout.splitlines() if line.endswith("::kernel peak memory")}
-    expected = {f"notebooks/{path.name}::kernel peak memory" for path in committed_notebooks()}
-    assert checks == expected
+    lines = done.stdout.splitlines()
+    by_nbval = {line.split("::")[0] for line in lines if line.endswith("::kernel peak memory")}
+    in_browser = {f"notebooks/{line.split('[')[1].rstrip(']')}" for line in lines
+                  if "::test_notebook_in_browser[" in line}
+    cells_left = {line.split("::")[0] for line in lines if "::Cell " in line}
+    expected = {f"notebooks/{path.name}" for path in committed_notebooks()}
+    assert in_browser == expected  # collected in every mode; it skips where nbval runs instead
+    browser_runs = browser == "auto" and notebook_browser_missing() is None
+    assert by_nbval == (set() if browser_runs else expected)
+    assert cells_left == by_nbval
+
+
+def notebook_browser_missing() -> str | None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import notebook_browser
+    return notebook_browser.missing()
 
 
 def test_committed_notebooks_have_no_outputs():

@@ -7,6 +7,7 @@ first trains it R rounds in a small federation (``QUICK_FEDERATION``), since a t
 leaks less than a fresh one. The victim's batch is the first ``batch_size`` images of the test
 split from ``first_image`` on; the attacker sees only the model and what that batch sends.
 
+``invert_test_batch`` attacks and scores that batch (``fltutor gallery`` draws it too);
 ``run_inversion`` writes ``metrics.json`` (every iteration's loss, PSNR and SSIM, the final
 scores, the model's accuracy, the federation's rounds) and ``reconstructions.png`` (the
 originals over their optimally paired reconstructions); it is the ``fltutor invert`` command.
@@ -138,6 +139,37 @@ def attack_batch(config: InversionConfig, model: nn.Module, images: torch.Tensor
     return result, trace
 
 
+@dataclass
+class InvertedBatch:
+    """One attacked batch: the victim's ``images`` and ``labels``, what the attack recovered
+    (``result``), its per-iteration ``trace`` and its final ``scores``
+    (``reconstruction_scores``)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    result: Inversion
+    trace: list[dict]
+    scores: dict
+
+    def figure(self, title: str):
+        """The originals over their optimally paired reconstructions (``reconstruction_pairs``)."""
+        return reconstruction_pairs(self.images, self.result.images, self.labels.tolist(),
+                                    self.result.labels.tolist(), title=title)
+
+
+def invert_test_batch(config: InversionConfig, model: nn.Module, data: Data,
+                      callback: Callback | None = None) -> InvertedBatch:
+    """Attack the victim's batch, the ``batch_size`` test images from ``first_image`` on, as
+    ``model`` sees it, and score the result against that batch."""
+    chosen = slice(config.first_image, config.first_image + config.batch_size)
+    images, labels = data.test_x[chosen], data.test_y[chosen]
+    check(len(labels) == config.batch_size, "first_image", config.first_image,
+          f"a start that leaves {config.batch_size} of the {len(data.test_y)} test images")
+    result, trace = attack_batch(config, model, images, labels, callback)
+    scores = reconstruction_scores(result.images.clamp(-1, 1), images, result.labels, labels)
+    return InvertedBatch(images, labels, result, trace, scores)
+
+
 def run_inversion(config: InversionConfig, out_dir: str | Path, progress: bool = True,
                   force: bool = False, callback: Callback | None = None) -> dict:
     """The ``fltutor invert`` command: attack one batch, write metrics.json and the figure.
@@ -153,23 +185,18 @@ def run_inversion(config: InversionConfig, out_dir: str | Path, progress: bool =
     data = load_for(config)
     model, rounds = victim_model(config, data)
     accuracy = evaluate(model, data.test_x, data.test_y, data.num_classes).accuracy
-    chosen = slice(config.first_image, config.first_image + config.batch_size)
-    images, labels = data.test_x[chosen], data.test_y[chosen]
-    check(len(labels) == config.batch_size, "first_image", config.first_image,
-          f"a start that leaves {config.batch_size} of the {len(data.test_y)} test images")
-    result, trace = attack_batch(config, model, images, labels, callback)
-    scores = reconstruction_scores(result.images.clamp(-1, 1), images, result.labels, labels)
+    batch = invert_test_batch(config, model, data, callback)
+    result, scores = batch.result, batch.scores
     summary = {"rounds": config.trained_rounds, "final_test_accuracy": accuracy,
                "iterations_run": result.iterations, "final_loss": result.losses[-1]
                if result.losses else None, **scores,
                "total_seconds": round(time.perf_counter() - start, 3)}
     final = {"config": config.to_dict(), "data_source": data.source, "rounds": rounds,
-             "iterations": trace, "true_labels": labels.tolist(),
+             "iterations": batch.trace, "true_labels": batch.labels.tolist(),
              "recovered_labels": result.labels.tolist(), "summary": summary, "finished": True}
     out_dir.mkdir(parents=True, exist_ok=True)
-    figure = reconstruction_pairs(images, result.images, labels.tolist(), result.labels.tolist(),
-                                  title=f"{config.method} on {config.model}")
-    save_figure(figure, out_dir / "reconstructions.png")
+    save_figure(batch.figure(f"{config.method} on {config.model}"),
+                out_dir / "reconstructions.png")
     write_json(out_dir / "metrics.json", final)
     if progress:
         print(f"{config.method}: PSNR {scores['psnr']:.1f} dB, SSIM {scores['ssim']:.3f}, "
