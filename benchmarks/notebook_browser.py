@@ -9,7 +9,7 @@ each notebook in JupyterLab in Chromium (driven by Playwright), and
    (a traceback), every widget that failed to render (JupyterLab's "Error displaying widget",
    a widget view left as plain text, a widget model the browser could not load);
 2. then, in every cell whose output holds controls, changes each control as a student would
-   (the next option of a drop-down, one step of a slider, a click on a check box or a button)
+   (another option of a drop-down, one step of a slider, a click on a check box or a button)
    and asserts that the cell's output changed: a new image, table or text. Controls that
    redraw nothing by themselves must be settings of the cell's first button (an explorer's
    "run"): the pass then clicks it and asserts that the output changed;
@@ -410,8 +410,9 @@ class NotebookPage:
         """Change one control as a student would: with the mouse or the keyboard."""
         element = self.page.locator(f"[data-fltutor-control='{control['id']}']")
         element.scroll_into_view_if_needed()
-        if control["kind"] == "dropdown":
-            element.select_option(index=(control["selected"] + 1) % control["options"])
+        if control["kind"] == "dropdown":  # the last option (the first, if the last is chosen):
+            last = control["options"] - 1  # an explorer's cached runs tend to come first
+            element.select_option(index=last if control["selected"] != last else 0)
         elif control["kind"] == "slider":
             element.focus()
             self.page.keyboard.press("ArrowLeft" if control["atMax"] else "ArrowRight")

@@ -46,8 +46,8 @@ CELL_BUDGET_S = 120  # each cell: at most 2 minutes, so no student waits longer 
 # the middle of the lesson. The test suite fails a notebook whose kernel peaks above this.
 PEAK_MEMORY_MIB = 1536
 # A student who also moves every control of a notebook (a second dataset, more runs) needs more;
-# the browser pass holds that peak below what a Binder session has in all, 2 GB.
-BINDER_SESSION_MIB = 2e9 / 2**20
+# the browser pass holds that peak below what a Binder session has in all, 2 GiB.
+BINDER_SESSION_MIB = 2048
 
 
 @dataclass

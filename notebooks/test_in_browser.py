@@ -5,7 +5,7 @@ place of nbval's run of the same notebook: a traceback in any cell fails it just
 and it also fails a widget the page cannot draw or a control that changes nothing. Its kernel's
 peak memory after Run All is held to the same ceiling, and its figures go into the same
 "notebook budgets" table; once every control has moved, the peak must still fit a Binder
-session (2 GB). ``$FLTUTOR_BROWSER`` chooses (see ``notebooks/conftest.py``): ``auto`` (the default: the
+session (2 GiB). ``$FLTUTOR_BROWSER`` chooses (see ``notebooks/conftest.py``): ``auto`` (the default: the
 browser where it can run, nbval elsewhere), ``off`` (nbval only) or ``required`` (CI: a
 machine without the browser fails instead of falling back). Screenshots go to
 ``$FLTUTOR_SCREENSHOTS`` (default: ``browser-screenshots/`` at the repository's root).
@@ -54,5 +54,5 @@ def test_notebook_in_browser(notebook, request):
     played = result.peak_with_controls_mib
     if played is not None and played > BINDER_SESSION_MIB:
         pytest.fail(f"{notebook}: with every control moved, the kernel's peak resident memory "
-                    f"was {played:,.0f} MiB, above a Binder session's 2 GB "
-                    f"({BINDER_SESSION_MIB:,.0f} MiB): make its explorers lighter", pytrace=False)
+                    f"was {played:,.0f} MiB, above a Binder session's "
+                    f"{BINDER_SESSION_MIB:,.0f} MiB: make its explorers lighter", pytrace=False)
