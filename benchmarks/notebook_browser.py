@@ -56,6 +56,8 @@ from notebook_budget import (CellTime, NotebookRun, budget_table, budgets_line, 
                              kernel_usage, notebook_options)
 
 CHROMIUM_VARIABLE = "FLTUTOR_CHROMIUM"
+BROWSER_VARIABLE = "FLTUTOR_BROWSER"
+BROWSER_MODES = ("auto", "off", "required")
 # Chromium on a machine without a display or a network of its own: no GPU, no sandbox (CI runs
 # as root), and none of the background connections that a closed network refuses.
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -100,6 +102,16 @@ def missing() -> str | None:
                 "no Chromium found (install Debian's chromium package, or set "
                 f"{CHROMIUM_VARIABLE} to its executable)")
     return None
+
+
+def browser_mode() -> tuple[str, str | None]:
+    """``$FLTUTOR_BROWSER`` (auto, off or required) and, when the pass will not run, why (None:
+    it will). ``required`` asks a caller to fail, not fall back, where that reason is not None."""
+    mode = os.environ.get(BROWSER_VARIABLE, "") or "auto"
+    if mode not in BROWSER_MODES:
+        raise ValueError(f"{BROWSER_VARIABLE}={mode!r} is not allowed: use one of "
+                         f"{', '.join(BROWSER_MODES)} (default auto)")
+    return mode, f"{BROWSER_VARIABLE}=off" if mode == "off" else missing()
 
 
 def free_port() -> int:

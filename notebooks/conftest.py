@@ -34,22 +34,17 @@ from notebook_budget import (PEAK_MEMORY_MIB, CellTime, NotebookRun,  # noqa: E4
                              budget_table, budgets_line, kernel_cpu_s, kernel_pid, kernel_usage)
 
 CEILING_VARIABLE = "FLTUTOR_NOTEBOOK_PEAK_MIB"
-BROWSER_VARIABLE = "FLTUTOR_BROWSER"
-BROWSER_MODES = ("auto", "off", "required")
 CEILING = pytest.StashKey[float]()  # MiB
 MEASURED = pytest.StashKey[dict]()  # a notebook's node id -> its KernelPeakMemory item
 BROWSER_RUNS = pytest.StashKey[list]()  # the BrowserRun of every notebook the browser ran
 
 
 def browser_mode() -> tuple[str, str | None]:
-    """``$FLTUTOR_BROWSER`` and, when the browser pass will not run, why (None: it will)."""
-    mode = os.environ.get(BROWSER_VARIABLE, "") or "auto"
-    if mode not in BROWSER_MODES:
-        raise pytest.UsageError(f"{BROWSER_VARIABLE}={mode!r} is not allowed: use one of "
-                                f"{', '.join(BROWSER_MODES)} (default auto)")
-    if mode == "off":
-        return mode, f"{BROWSER_VARIABLE}=off"
-    return mode, notebook_browser.missing()
+    """``notebook_browser.browser_mode``; a bad ``$FLTUTOR_BROWSER`` stops the run at once."""
+    try:
+        return notebook_browser.browser_mode()
+    except ValueError as bad:
+        raise pytest.UsageError(str(bad)) from None
 
 
 def peak_ceiling_mib() -> float:

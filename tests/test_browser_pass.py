@@ -3,14 +3,13 @@
 A checker that never fails proves nothing, so each kind of break a student would meet is built
 here on purpose, in a notebook of two or three cells, next to a notebook that works: a cell that
 raises, a widget whose JavaScript model the page cannot load, a slider that redraws nothing, a
-button wired to nothing, and a long cell that shows no progress. The pass must pass the working notebook (moving its every control) and name
-each break. Runs where the browser pass runs (``$FLTUTOR_BROWSER``, see ``notebooks/conftest.py``); it fails rather than skips
-where that is ``required``.
+button wired to nothing, and a long cell that shows no progress. The pass must pass the working
+notebook (moving its every control) and name each break. Runs where the browser pass runs (``$FLTUTOR_BROWSER``, see
+``notebooks/conftest.py``); it fails rather than skips where that is ``required``.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -72,8 +71,7 @@ def write_notebook(folder: Path, name: str, sources: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory) -> dict[str, notebook_browser.BrowserRun]:
-    mode = os.environ.get("FLTUTOR_BROWSER", "") or "auto"
-    reason = "FLTUTOR_BROWSER=off" if mode == "off" else notebook_browser.missing()
+    mode, reason = notebook_browser.browser_mode()
     if reason is not None and mode == "required":
         pytest.fail(f"FLTUTOR_BROWSER=required, but the browser pass cannot run: {reason}",
                     pytrace=False)
