@@ -97,6 +97,10 @@ class Rule(Part):
     """
 
     function: ClassVar[Callable[..., Aggregate]]
+    #: Whether the aggregate is the sample-weighted mean of the ``kept`` updates (FedAvg and the
+    #: rules that select clients). A client that knows it can take its own share back out of the
+    #: aggregate (``fltutor.attacks.curious``); a coordinate-wise rule mixes every update.
+    averages_kept: ClassVar[bool] = False
 
     def __call__(self, client_updates: torch.Tensor, weights: torch.Tensor) -> Aggregate:
         return type(self).function(client_updates, weights, **dataclasses.asdict(self))
@@ -150,6 +154,8 @@ def mean(client_updates: torch.Tensor, weights: torch.Tensor) -> Aggregate:
 class Mean(Rule):
     """FedAvg's sample-weighted mean (no options)."""
 
+    averages_kept = True
+
 
 def mean_of(client_updates: torch.Tensor, weights: torch.Tensor, kept: list[int]) -> Aggregate:
     """FedAvg over the ``kept`` clients only: how a rule that selects clients averages them."""
@@ -200,6 +206,8 @@ def krum(client_updates: torch.Tensor, weights: torch.Tensor, num_malicious: int
 class Krum(Rule):
     """Options of ``krum``: ``num_malicious`` f, the malicious clients it must withstand."""
 
+    averages_kept = True
+
     num_malicious: int = 1
 
     def validate(self) -> None:
@@ -232,6 +240,8 @@ def multi_krum(client_updates: torch.Tensor, weights: torch.Tensor, num_maliciou
 @rule("multi-krum", multi_krum)
 class MultiKrum(Rule):
     """Options of ``multi_krum``: ``num_malicious`` f and ``num_selected`` m (None: n - f)."""
+
+    averages_kept = True
 
     num_malicious: int = 1
     num_selected: int | None = None
@@ -434,6 +444,8 @@ class Dnc(Rule):
     """Options of ``dnc``: ``num_malicious`` f, ``subsample_dim`` b, ``niters``, and
     ``filter_fraction`` c (each iteration flags floor(c * f) clients)."""
 
+    averages_kept = True
+
     num_malicious: int = 1
     subsample_dim: int = 10_000
     niters: int = 1
@@ -499,6 +511,8 @@ def freqfed(client_updates: torch.Tensor, weights: torch.Tensor,
 @rule("freqfed", freqfed)
 class FreqFed(Rule):
     """Options of ``freqfed``: ``low_fraction``, the share of lowest DCT frequencies compared."""
+
+    averages_kept = True
 
     low_fraction: float = 0.5
 

@@ -136,24 +136,29 @@ class Schedule:
     masks: list[torch.Tensor]
 
     @classmethod
-    def draw(cls, sizes: list[int], training: LocalTraining, device) -> "Schedule":
-        """Shuffle each client's data for each epoch (in the sequential engine's order) and line
-        up the clients' s-th batches of every epoch as one padded step."""
-        passes = [[list(shuffled_batches(n, training.batch_size, "cpu")) for _ in range(training.epochs)]
-                  for n in sizes]
+    def line_up(cls, passes: list[list[list[torch.Tensor]]], device) -> "Schedule":
+        """Line up the clients' s-th batches of every epoch as one padded step; ``passes[k]``
+        holds client k's shuffled batches, epoch by epoch (``shuffled_passes``)."""
+        epochs = len(passes[0])
         indices, masks = [], []
-        for epoch in range(training.epochs):
+        for epoch in range(epochs):
             for s in range(max(len(batches[epoch]) for batches in passes)):
                 batch = [batches[epoch][s] if s < len(batches[epoch]) else torch.zeros(0, dtype=torch.long)
                          for batches in passes]
                 width = max(len(b) for b in batch)
-                mask = torch.zeros(len(sizes), width, dtype=torch.bool)
-                index = torch.zeros(len(sizes), width, dtype=torch.long)
+                mask = torch.zeros(len(passes), width, dtype=torch.bool)
+                index = torch.zeros(len(passes), width, dtype=torch.long)
                 for k, b in enumerate(batch):
                     mask[k, :len(b)], index[k, :len(b)] = True, b
                 indices.append(index.to(device))
                 masks.append(mask.to(device))
         return cls(indices, masks)
+
+
+def shuffled_passes(num_samples: int, training: LocalTraining) -> list[list[torch.Tensor]]:
+    """One client's shuffled batches for each epoch, drawn as ``train_epochs`` draws them."""
+    return [list(shuffled_batches(num_samples, training.batch_size, "cpu"))
+            for _ in range(training.epochs)]
 
 
 def padded(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -180,9 +185,13 @@ def train_together(clients: list, global_params: torch.Tensor) -> list:
     weights = [torch.stack([dict(c.model.named_parameters())[name].detach() for c in clients])
                .requires_grad_() for name in names]
     optimizer = StackedOptimizer.from_clients(clients, training)
-    sizes = [c.num_samples for c in clients]
-    x, y = padded([c.x for c in clients]), padded([c.y for c in clients])
-    schedule = Schedule.draw(sizes, training, x.device)
+    # each client's round data (a FedSGD minibatch), then its shuffles: the sequential order
+    rounds, passes = [], []
+    for client in clients:
+        rounds.append(client.round_data())
+        passes.append(shuffled_passes(len(rounds[-1][1]), training))
+    x, y = padded([x_k for x_k, _ in rounds]), padded([y_k for _, y_k in rounds])
+    schedule = Schedule.line_up(passes, x.device)
     forward = vmap(lambda w, xb: functional_call(model, dict(zip(names, w)), (xb,)),
                    randomness="different")
     rows = torch.arange(len(clients), device=x.device)[:, None]
@@ -205,5 +214,5 @@ def train_together(clients: list, global_params: torch.Tensor) -> list:
         trained = torch.cat([w[k].detach().reshape(-1) for w in weights])
         load_flat_parameters(client.model, trained)
         loss = loss_sums[k].item() / batches[k].item() if batches[k] else math.nan
-        updates.append(ClientUpdate(trained - global_params, client.num_samples, loss))
+        updates.append(ClientUpdate(trained - global_params, len(rounds[k][1]), loss))
     return updates

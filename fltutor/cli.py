@@ -99,8 +99,9 @@ def add_federation_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs a federation."""
     parser.add_argument("--dataset", help=", ".join(DATASETS.names()) + " (default: the "
                         "profile's, else mnist)")
-    parser.add_argument("--profile", help="quick or paper; fltutor curious also has quick-fedsgd "
-                        "(default: paper on a GPU, else quick)")
+    parser.add_argument("--profile", help="quick or paper (default: paper on a GPU, else quick); "
+                        "fltutor curious and sweep backfire also have quick-fedsgd and "
+                        "paper-fedsgd, their defaults")
     parser.add_argument("--rounds", type=int, help="number of rounds (default: the profile's)")
     parser.add_argument("--max-per-class", type=int,
                         help="training images kept per class (default: the profile's)")
@@ -136,9 +137,11 @@ def given(args: argparse.Namespace, *names: str) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
-def make_config(config_class, args: argparse.Namespace, **fields):
-    """A validated config from the shared options plus ``fields``; says which profile it used."""
-    profile = args.profile if args.profile is not None else default_profile(args.device)
+def make_config(config_class, args: argparse.Namespace, default: str | None = None, **fields):
+    """A validated config from the shared options plus ``fields``; says which profile it used
+    (``default``, else ``default_profile``, when none was asked for)."""
+    profile = args.profile if args.profile is not None else (default or
+                                                             default_profile(args.device))
     config = config_class.from_profile(profile, **federation_settings(args), **fields)
     if args.profile is None:
         print(f"profile: {profile} (the default on this device; choose with --profile)")
@@ -329,22 +332,53 @@ def command_byzantine(args: argparse.Namespace) -> None:
           + f"; results in {args.out}")
 
 
+def curious_profile(args: argparse.Namespace) -> str:
+    """The curious client's default profile: the FedSGD one of the device's scale, where the
+    study's theory holds (``quick-fedsgd`` on a CPU, ``paper-fedsgd`` on a GPU)."""
+    return default_profile(args.device) + "-fedsgd"
+
+
+def parse_rounds(options: dict) -> dict:
+    """``rounds=1,10,50`` on the command line is a text: the list of round numbers it names."""
+    text = options.get("rounds")
+    if isinstance(text, (int, str)):
+        parts = str(text).split(",")
+        if not all(part.strip().isdigit() for part in parts):
+            raise ValueError(f"rounds={text!r} is not allowed: it must be round numbers "
+                             f"separated by commas, e.g. rounds=1,10,50")
+        options = {**options, "rounds": tuple(int(part) for part in parts)}
+    return options
+
+
+def curious_settings(args: argparse.Namespace) -> dict:
+    """The curious command's own options, as ``CuriousConfig`` fields (unset: the profile's)."""
+    return {**given(args, "num_clients", "aggregator", "mode", "batch_size", "model", "lr",
+                    "colluders"),
+            "curious_options": parse_rounds(option_dict(args.curious_option,
+                                                        "--curious-option"))}
+
+
 def command_curious(args: argparse.Namespace) -> None:
     from .recipes.curious import CuriousConfig, run_curious
 
-    config = make_config(CuriousConfig, args, poison=args.poison,
+    config = make_config(CuriousConfig, args, curious_profile(args), poison=args.poison,
                          poison_options=option_dict(args.poison_option, "--poison-option"),
-                         curious_options=option_dict(args.curious_option, "--curious-option"),
                          aggregator_options=option_dict(args.aggregator_option,
                                                         "--aggregator-option"),
-                         defenses=defense_parts(args),
-                         **given(args, "num_clients", "aggregator"), **data_split(args))
+                         defenses=defense_parts(args), **curious_settings(args),
+                         **data_split(args))
     summary = run_curious(config, args.out, progress=not args.no_progress,
                           force=args.force)["summary"]
-    print(f"curious client's RMSE to its peers' images: {summary['first_curious_rmse']:.4f} in "
-          f"round 1, lowest {summary['min_curious_rmse']:.4f} in round "
-          f"{summary['min_curious_rmse_round']}, last {summary['final_curious_rmse']:.4f}; final "
-          f"test accuracy {summary['final_test_accuracy']:.4f} after {summary['rounds']} rounds "
+    if "first_curious_rmse" not in summary:
+        print(f"the curious client reconstructed nothing a peer sent (its own update was all the "
+              f"server kept, or the model diverged); results in {args.out}")
+        return
+    print(f"curious client's RMSE to the images of the round's gradient (pixels in [-1, 1]; "
+          f"lower: more leaked): {summary['first_curious_rmse']:.4f} in its first round against "
+          f"{summary['first_control_rmse']:.4f} for the best guess without the gradient (gain "
+          f"{summary['first_gain']:+.4f}), last {summary['final_curious_rmse']:.4f} against "
+          f"{summary['final_control_rmse']:.4f} (gain {summary['final_gain']:+.4f}); final test "
+          f"accuracy {summary['final_test_accuracy']:.4f} after {summary['rounds']} rounds "
           f"({summary['total_seconds']:.1f} s); results in {args.out}")
 
 
@@ -390,7 +424,7 @@ def command_sweep_backfire(args: argparse.Namespace) -> None:
     from .recipes.curious import CuriousConfig
 
     # the sweep's shared settings; every run sets its own defenses, rule, poisoning and seed
-    base = make_config(CuriousConfig, args, **given(args, "num_clients"))
+    base = make_config(CuriousConfig, args, curious_profile(args), **given(args, "num_clients"))
     results = run_backfire(base, args.out, defenses=args.defenses, poison=args.poison,
                            seeds=args.seeds, progress=not args.no_progress, force=args.force)
     print(format_table(backfire_table(results)))
@@ -594,8 +628,20 @@ def build_parser() -> argparse.ArgumentParser:
     curious.add_argument("--poison-option", type=parse_option, action="append", default=[],
                          metavar="NAME=VALUE", help="an option of the poisoning, e.g. scale=2")
     curious.add_argument("--curious-option", type=parse_option, action="append", default=[],
-                         metavar="NAME=VALUE", help="a reconstruction setting, e.g. every=2 or "
-                         "iterations=200")
+                         metavar="NAME=VALUE", help="a reconstruction setting, e.g. "
+                         "rounds=1,10,50 (reconstruct in those rounds only), every=2, "
+                         "iterations=200 or prior=autoencoder")
+    curious.add_argument("--mode", choices=MODES, help="fedsgd (one SGD step on a fresh "
+                         "minibatch a round) or fedavg (default: the profile's)")
+    curious.add_argument("--batch-size", type=int, help="images in a client's minibatch, B "
+                         "(default: the profile's; in FedSGD at most a client's images)")
+    curious.add_argument("--model", choices=RegistryNames(model_names), metavar="MODEL",
+                         help="%(choices)s (default: the profile's, lenet5: the study's "
+                         "LeNet-5, 61,706 weights)")
+    curious.add_argument("--lr", type=float, help="the clients' learning rate (default: the "
+                         "profile's)")
+    curious.add_argument("--colluders", type=int, help="curious clients that collude, clients "
+                         "0 to N-1 (default: 1)")
     curious.add_argument("--aggregator", choices=AGGREGATORS, metavar="RULE",
                          help="%(choices)s (default: mean)")
     curious.add_argument("--aggregator-option", type=parse_option, action="append", default=[],

@@ -16,15 +16,16 @@ from .attacks.curious import CuriousObserver, RoundReconstruction, poisoning_att
 from .checks import check, check_choice, is_int
 from .data import Data
 from .federation import Federation, RoundRecord
-from .recipes.curious import CuriousConfig, curious_observer
+from .recipes.curious import (FIGURE_PAIRS, CuriousConfig, curious_observer,
+                              reconstruction_rounds)
 from .viz import reconstruction_pairs
 from .widgets import LivePlot, RoundProgress, show_history, show_in
 
 
 @dataclass
 class CuriousRun:
-    """A finished curious-client run: its history, its reconstructions by round, and its
-    observer (the attacker's autoencoder and prior, the peers' images it is scored against)."""
+    """A finished curious-client run: its history, its reconstructions by round (beside the
+    true images of each round's gradient), and its observer."""
 
     config: CuriousConfig
     history: list[dict]
@@ -44,11 +45,16 @@ class CuriousRun:
         return self.reconstructions[round_index]
 
     def figure(self, round_index: int):
-        """That round's reconstructions above the peers' images they match."""
+        """That round's true images (top, with their labels) above the reconstructions paired
+        with them (with the labels the attacker counted), at most ``FIGURE_PAIRS`` pairs."""
         shown = self.reconstruction(round_index)
-        return reconstruction_pairs(shown.originals, shown.images,
-                                    title=f"{poison_label(self.config)}, round {round_index}: "
-                                          f"RMSE {shown.scores['rmse']:.3f}")
+        pairs = slice(0, FIGURE_PAIRS)
+        return reconstruction_pairs(
+            shown.originals[pairs], shown.images[pairs], shown.true_labels[pairs].tolist(),
+            shown.labels[pairs].tolist(),
+            title=f"{poison_label(self.config)}, round {round_index}: RMSE "
+                  f"{shown.scores['rmse']:.3f} (best guess without the gradient "
+                  f"{shown.scores['control_rmse']:.3f})")
 
 
 def poison_label(config: CuriousConfig) -> str:
@@ -65,7 +71,7 @@ def run_curious_live(config: CuriousConfig, data: Data, plot: LivePlot | None = 
                      progress: bool = True) -> CuriousRun:
     """Run ``config`` on ``data`` and keep every round's reconstructions.
 
-    ``plot`` (a ``LivePlot`` of ``curious_rmse``) gets the run's curve round by round,
+    ``plot`` (a ``LivePlot`` of ``curious_rmse``, with its control) gets the run's curve round by round,
     ``pictures`` shows each round's reconstructions as they come, ``rounds`` counts the rounds.
     """
     federation = Federation.build(config, data)
@@ -94,7 +100,7 @@ class CuriousExplorer:
     training, keeps the model leaky for longer. The dropdown picks the poisoning (choices from
     ``poisoning_attacks()``); the button trains that run once (runs are kept by poisoning, so
     switching back costs nothing) and adds its RMSE curve beside those run before; the slider
-    shows any round's reconstructions above the peers' images they match.
+    shows any round's reconstructions under the true images of that round's gradient.
     """
 
     def __init__(self, config: CuriousConfig, data: Data,
@@ -103,12 +109,12 @@ class CuriousExplorer:
         self.runs: dict[str, CuriousRun] = dict(runs or {})
         self.poison = widgets.Dropdown(options=poisoning_attacks(), value=config.poison,
                                        description="poison")
-        self.round = widgets.IntSlider(value=1, min=1, max=config.num_rounds,
-                                       description="round")
+        self.round = widgets.SelectionSlider(options=reconstruction_rounds(config), value=1,
+                                             description="round")
         self.button = widgets.Button(description="run", button_style="primary")
         self.status = widgets.Label()
         self.plot = LivePlot("curious_rmse", num_rounds=config.num_rounds,
-                             title="RMSE to the peers' images (lower: more leaked)")
+                             title="RMSE to the round's true images (lower: more leaked)")
         self.pictures = widgets.Image(format="png")
         self.button.on_click(lambda _: self.run())
         self.poison.observe(lambda _: self.show(), names="value")

@@ -55,6 +55,9 @@ class Client:
         self.model = model
         self.training = training
         self.optimizer: torch.optim.Optimizer | None = None
+        #: The indices of the images it trained on in its last round (None: all of them). Only
+        #: the experimenter reads it, to score what an attacker recovered of that round.
+        self.round_indices: torch.Tensor | None = None
 
     @property
     def num_samples(self) -> int:
@@ -81,11 +84,24 @@ class Client:
         """Run the local training schedule on (x, y); subclasses change *what* they train on."""
         return self.training.train(self.model, self.optimizer, x, y)
 
+    def round_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the client trains on this round: all its data (FedAvg), or a fresh FedSGD
+        minibatch (``LocalTraining.draw_minibatch``), whose indices it keeps in
+        ``round_indices``."""
+        self.round_indices = self.training.draw_minibatch(self.num_samples)
+        if self.round_indices is None:
+            return self.x, self.y
+        self.round_indices = self.round_indices.to(self.x.device)
+        return self.x[self.round_indices], self.y[self.round_indices]
+
     def local_update(self, global_params: torch.Tensor, round_index: int) -> ClientUpdate:
-        """One round of local work: start from the global weights, train, report the change."""
+        """One round of local work: start from the global weights, train, report the change and
+        the number of images it trained on (the server's weight for it)."""
         self.prepare(global_params)
-        loss = self.train(self.x, self.y)
-        return ClientUpdate(flat_parameters(self.model) - global_params, self.num_samples, loss)
+        x, y = self.round_data()
+        loss = self.train(x, y)
+        used = self.num_samples if self.round_indices is None else len(self.round_indices)
+        return ClientUpdate(flat_parameters(self.model) - global_params, used, loss)
 
     def state_dict(self) -> dict:
         """What must survive a restart: the optimizer's state (weights come from the server),
@@ -111,6 +127,7 @@ class RoundRecord:
     global_after: torch.Tensor
     client_ids: list[int]
     client_updates: torch.Tensor
+    weights: torch.Tensor  # the server's weight of each update: the images its client trained on
     aggregate: Aggregate
     evaluation: Evaluation
     global_model: nn.Module
@@ -223,8 +240,8 @@ class Federation:
         load_flat_parameters(self.global_model, after)
         evaluation = evaluate(self.global_model, self.data.test_x, self.data.test_y,
                               self.data.num_classes)
-        record = RoundRecord(round_index, before, after, chosen, stacked, aggregate, evaluation,
-                             self.global_model, time.perf_counter() - start)
+        record = RoundRecord(round_index, before, after, chosen, stacked, weights, aggregate,
+                             evaluation, self.global_model, time.perf_counter() - start)
         record.metrics["train_loss"] = sum(u.train_loss for u in updates) / len(updates)
         for observe in self.observers:
             record.metrics.update(observe(record) or {})

@@ -1,4 +1,4 @@
-"""The README's gallery: five figures the kit draws from its own small, seeded runs.
+"""The README's gallery: six figures the kit draws from its own small, seeded runs.
 
 ``make_gallery(out_dir, seed, device)`` is the ``fltutor gallery`` command. It writes, into
 ``out_dir``, one PNG per figure of ``FIGURES`` and ``gallery.json``: the seed, the device, and
@@ -16,6 +16,9 @@ robust_kept.png     which clients Krum kept against two Byzantine attacks      0
                     (``recipes.byzantine``, ``widgets.kept_grids``)
 inversion.png       a batch of test images recovered from one gradient         06
                     (``recipes.inversion``, ``viz.reconstruction_pairs``)
+curious.png         a curious client's reconstructions of its peers' images    06
+                    beside the true images of the round's gradient
+                    (``recipes.curious``, ``viz.reconstruction_pairs``)
 privacy_frontier    epsilon against every attack's success, read from the      07
 .png                shipped privacy sweep (``privacy.frontier_figure``)
 ==================  =========================================================  ===========
@@ -272,7 +275,39 @@ def draw_inversion(config) -> Drawn:
     return Drawn(figure, numbers, batch.result.images)
 
 
-# --- (e) the privacy frontier --------------------------------------------------------------------
+# --- (e) the curious client's reconstructions ----------------------------------------------------
+
+#: Notebook 06's curious client (``quick-fedsgd``: 10 clients, FedSGD, one image each a round):
+#: its reconstructions of round 1, then the scores of round 50, when the model has learnt.
+CURIOUS = dict(num_rounds=50, curious_options=dict(rounds=(1, 50)))
+
+
+def prepare_curious(common: dict, settings: dict):
+    from .recipes.curious import CuriousConfig
+
+    return CuriousConfig.from_profile("quick-fedsgd", **common, **settings)
+
+
+def draw_curious(config) -> Drawn:
+    from .curious_widgets import run_curious_live
+    from .data import load
+
+    data = load(config.dataset, config.data_root, max_per_class=config.max_per_class,
+                max_test=config.max_test, device=resolve_device(config.device))
+    run = run_curious_live(config, data, progress=False)
+    first, last = (run.reconstruction(r) for r in (min(run.reconstructions),
+                                                    max(run.reconstructions)))
+    figure = run.figure(first.round)
+    figure.suptitle(f"a curious client's round-{first.round} reconstructions of its 9 peers' "
+                    f"images (FedSGD, B = {config.batch_size})")
+    figure.set_size_inches(7.2, 3.4)
+    figure.tight_layout()
+    numbers = {f"round_{shown.round}_{key}": round(shown.scores[key], 4)
+               for shown in (first, last) for key in ("rmse", "control_rmse", "gain")}
+    return Drawn(figure, numbers, first.images)
+
+
+# --- (f) the privacy frontier --------------------------------------------------------------------
 
 #: The privacy sweep shipped with the course (``fltutor sweep privacy --profile quick``): read,
 #: not run, so the seed and the device do not change it.
@@ -321,6 +356,8 @@ FIGURES: dict[str, Figure] = {
                           prepare_robust_kept, draw_robust_kept),
     "inversion": Figure("inversion.png", "06_gradient_inversion.ipynb", INVERSION,
                         prepare_inversion, draw_inversion),
+    "curious": Figure("curious.png", "06_gradient_inversion.ipynb", CURIOUS, prepare_curious,
+                      draw_curious),
     "privacy_frontier": Figure("privacy_frontier.png", "07_dp_tradeoffs.ipynb", PRIVACY_FRONTIER,
                                prepare_privacy_frontier, draw_privacy_frontier, runs=False),
 }

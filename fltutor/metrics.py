@@ -384,3 +384,37 @@ def reconstruction_scores(reconstructions: torch.Tensor, originals: torch.Tensor
     if labels is not None and true_labels is not None:
         scores["label_accuracy"] = (labels[rows] == true_labels[columns]).float().mean().item()
     return scores
+
+
+def leak_scores(reconstructions: torch.Tensor, originals: torch.Tensor, labels: torch.Tensor,
+                true_labels: torch.Tensor, controls: dict[str, torch.Tensor | None]) -> dict:
+    """How much an attack recovered of ``originals``, the images that really were in what it
+    inverted, beside guesses that use none of its information.
+
+    The reconstructions are paired one-to-one with the originals (``matched_pairs``) and give
+    ``rmse``, ``psnr``, ``ssim`` and ``label_accuracy`` (pixels in [-1, 1], RMSE in those units).
+    Every guess is scored the same way, by RMSE: ``control_rmse_mean_image``, copies of the
+    originals' own mean image (a guess that even knows the true images' average); and
+    ``control_rmse_NAME`` for each of ``controls`` (None is skipped), such as the attack's
+    starting point or the attacker's own images. ``control_rmse`` is the best (lowest) of them,
+    and ``gain`` = control_rmse - rmse is the leak: above 0 the attack recovered more than any
+    guess did.
+
+    >>> x = torch.linspace(-1, 1, 4 * 256).view(4, 1, 16, 16)
+    >>> scores = leak_scores(x.flip(0), x, torch.arange(4), torch.arange(4).flip(0),
+    ...                      controls={"blank": torch.zeros_like(x)})
+    >>> scores["rmse"], scores["label_accuracy"], scores["gain"] > 0.4
+    (0.0, 1.0, True)
+    """
+    scores = reconstruction_scores(reconstructions, originals, labels, true_labels)
+    del scores["mse"]
+    guesses = {"mean_image": originals.mean(dim=0, keepdim=True).expand(len(reconstructions),
+                                                                         *originals.shape[1:]),
+               **{name: guess for name, guess in controls.items() if guess is not None}}
+    for name, guess in guesses.items():
+        rows, columns = matched_pairs(guess, originals)
+        scores[f"control_rmse_{name}"] = rmse(guess[rows].to(originals.dtype),
+                                              originals[columns]).mean().item()
+    scores["control_rmse"] = min(scores[f"control_rmse_{name}"] for name in guesses)
+    scores["gain"] = scores["control_rmse"] - scores["rmse"]
+    return scores

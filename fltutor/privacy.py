@@ -137,14 +137,15 @@ class PrivacyProfile:
 PRIVACY_PROFILES: dict[str, PrivacyProfile] = {
     "quick": PrivacyProfile("quick", {"crpa": dict(num_rounds=12, max_per_class=100),
                                       "crpa-control": dict(num_rounds=12, max_per_class=100),
-                                      "curious": dict(num_rounds=4)}),
+                                      "curious": dict(num_rounds=10,
+                                                      curious_options=dict(rounds=(1, 5, 10)))}),
     "tiny": PrivacyProfile("quick", {
         **{name: dict(num_rounds=4, max_per_class=30, max_test=200)
            for name in ("clean", "sign-flip-mean", "sign-flip-median")},
         **{name: dict(num_rounds=3, max_per_class=20, max_test=200, gan=dict(steps=3))
            for name in ("crpa", "crpa-control")},
-        "curious": dict(model="lenet5", num_rounds=2, max_per_class=20, max_test=100,
-                        curious_options=dict(autoencoder_epochs=2, iterations=5, max_dummies=4))}),
+        "curious": dict(num_rounds=2, max_per_class=20, max_test=100,
+                        curious_options=dict(rounds=(1, 2), iterations=5))}),
     "paper": PrivacyProfile("paper", {}),
 }
 
@@ -242,9 +243,10 @@ def crpa_config(profile: str, values: dict) -> FedConfig:
 
 
 def curious_config(profile: str, values: dict) -> FedConfig:
+    """The curious client in FedSGD (``quick-fedsgd`` or ``paper-fedsgd``), where it leaks."""
     from .recipes.curious import CuriousConfig
 
-    return CuriousConfig.from_profile(profile, **values)
+    return CuriousConfig.from_profile(f"{profile}-fedsgd", **values)
 
 
 def inversion_config(profile: str, values: dict) -> FedConfig:

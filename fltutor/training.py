@@ -37,9 +37,10 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 class LocalTraining:
     """How a client trains in one round: epochs, batch size, optimizer and learning rate.
 
-    ``batch_size=None`` means one batch holding all local data (FedSGD). With
-    ``keep_optimizer_state`` a client's optimizer (Adam's moments) lives on across rounds, as in
-    the CRPA study's reference code; otherwise it starts afresh every round. ``loss`` is what
+    ``batch_size=None`` means one batch holding all the data a round trains on. ``minibatch``
+    (FedSGD) makes a round train on a fresh random sample of that many of the client's images
+    instead of all of them (``draw_minibatch``). With ``keep_optimizer_state`` a client's
+    optimizer (Adam's moments) lives on across rounds, as in the CRPA study's reference code; otherwise it starts afresh every round. ``loss`` is what
     every step minimises, ``loss(outputs, labels)``: cross-entropy for the studies' classifiers.
     A client is its data plus this schedule, so the honest clients of a round differ in their
     data alone, and an engine may train them all in one batched step.
@@ -50,6 +51,7 @@ class LocalTraining:
     optimizer: str
     lr: float
     keep_optimizer_state: bool
+    minibatch: int | None = None
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
 
     def __post_init__(self) -> None:
@@ -59,19 +61,32 @@ class LocalTraining:
         check_choice("optimizer", self.optimizer, list(OPTIMIZERS))
         check_number("lr", self.lr, 0.0, MAX_RATE, open_low=True)
         check_bool("keep_optimizer_state", self.keep_optimizer_state)
+        if self.minibatch is not None:
+            check_int("minibatch", self.minibatch, 1, MAX_BATCH)
 
     @classmethod
     def from_config(cls, config) -> "LocalTraining":
-        """FedAvg trains ``local_epochs`` of mini-batches; FedSGD takes one full-batch SGD step
-        (McMahan et al. 2017, Sec. 2), so the update is exactly -lr times the local gradient."""
+        """FedAvg trains ``local_epochs`` of mini-batches. FedSGD takes one plain SGD step on a
+        fresh minibatch of ``batch_size`` images a round (all of them when the client holds
+        fewer), so the update is exactly -lr times the gradient of that minibatch: McMahan et
+        al. (2017, Sec. 2) with B = infinity is the full-batch case, and the curious-client
+        study's analysis (arXiv 2506.11413, tau = 1) is the minibatch one."""
         if config.mode == "fedsgd":
             return cls(epochs=1, batch_size=None, optimizer="sgd", lr=config.lr,
-                       keep_optimizer_state=False)
+                       keep_optimizer_state=False, minibatch=config.batch_size)
         return cls(config.local_epochs, config.batch_size, config.optimizer, config.lr,
                    config.keep_optimizer_state)
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return OPTIMIZERS[self.optimizer](model.parameters(), lr=self.lr)
+
+    def draw_minibatch(self, num_samples: int) -> torch.Tensor | None:
+        """The indices of this round's FedSGD minibatch, drawn without replacement with torch's
+        global generator (sorted, so that the batch does not depend on the draw's order); None
+        when the round trains on all the client's data."""
+        if self.minibatch is None or self.minibatch >= num_samples:
+            return None
+        return torch.randperm(num_samples)[:self.minibatch].sort().values
 
     def train(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
               y: torch.Tensor) -> float:

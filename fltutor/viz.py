@@ -394,6 +394,38 @@ def reconstruction_pairs(originals, reconstructions, true_labels: Sequence[int] 
     return figure
 
 
+def leak_curves(histories: dict[str, list[dict]], title: str | None = None):
+    """A curious client's leak over the rounds, one colour per run.
+
+    Left: the RMSE of its reconstructions against the images of each round's gradient (solid,
+    ``curious_rmse``) and the RMSE of the best guess that uses no gradient (dashed,
+    ``curious_control_rmse``): where the solid line runs below the dashed one, the gradient
+    leaked, by the gap. Right: the run's test accuracy, to read the leak against training.
+    """
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    for index, (label, history) in enumerate(histories.items()):
+        colour = f"C{index}"
+        scored = [r for r in history if "curious_rmse" in r]
+        rounds = [r["round"] for r in scored]
+        left.plot(rounds, [r["curious_rmse"] for r in scored], marker="o", color=colour,
+                  label=f"{label}: attack")
+        left.plot(rounds, [r["curious_control_rmse"] for r in scored], linestyle="--",
+                  color=colour, label=f"{label}: best guess without the gradient")
+        right.plot([r["round"] for r in history], [r["test_accuracy"] for r in history],
+                   color=colour, label=label)
+    left.set_ylabel("RMSE to the round's true images\n(lower: more leaked)")
+    right.set_ylabel("test accuracy")
+    right.set_ylim(0, 1)
+    for ax in (left, right):
+        ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    left.legend(fontsize="small")
+    right.legend(fontsize="small", loc="lower right")
+    figure.suptitle(title or "the curious client's reconstructions against its controls")
+    return figure
+
+
 # ----------------------------------------------------------------------------------------------
 # The curious client's backfire sweep (``fltutor.backfire.run_backfire``).
 

@@ -108,8 +108,9 @@ def full_batch_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
 
 
 def test_fedsgd_step_is_minus_lr_times_the_full_batch_gradient(mnist_tiny, tiny_config):
-    # Prepare: three clients; LeNet-5 has no dropout, so the gradient is deterministic.
-    config = tiny_config(num_clients=3, model="lenet5", mode="fedsgd", lr=0.5)
+    # Prepare: three clients, a batch larger than any client's data: every client takes one step
+    # on all it holds. LeNet-5 has no dropout, so the gradient is deterministic.
+    config = tiny_config(num_clients=3, model="lenet5", mode="fedsgd", lr=0.5, batch_size=1000)
     federation = Federation.build(config, mnist_tiny)
     gradient = full_batch_gradient(copy.deepcopy(federation.global_model), mnist_tiny.train_x,
                                    mnist_tiny.train_y)
@@ -118,6 +119,26 @@ def test_fedsgd_step_is_minus_lr_times_the_full_batch_gradient(mnist_tiny, tiny_
     # Assert: the sample-weighted mean of the clients' steps is one step on all the data.
     torch.testing.assert_close(record.global_after - record.global_before, -0.5 * gradient,
                                rtol=1e-4, atol=1e-6)
+
+
+def test_fedsgd_steps_on_a_fresh_minibatch_the_client_records(mnist_tiny, tiny_config):
+    # Prepare: one client holding 200 images, minibatches of 5.
+    config = tiny_config(num_clients=1, model="lenet5", mode="fedsgd", lr=0.5, batch_size=5)
+    federation = Federation.build(config, mnist_tiny)
+    client = federation.clients[0]
+    drawn = []
+    for _ in range(2):
+        model = copy.deepcopy(federation.global_model)
+        # Execute
+        record = federation.run_round()
+        used = client.round_indices
+        drawn.append(set(used.tolist()))
+        gradient = full_batch_gradient(model, client.x[used], client.y[used])
+        # Assert: one step of -lr times the gradient of the 5 images it recorded
+        assert len(used) == 5 and record.weights.tolist() == [5.0]
+        torch.testing.assert_close(record.global_after - record.global_before, -0.5 * gradient,
+                                   rtol=1e-4, atol=1e-6)
+    assert drawn[0] != drawn[1]  # a fresh minibatch each round
 
 
 # --- Round mechanics -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``fltutor gallery``: bad input stops it in one line before any work; a tiny gallery holds five
+"""``fltutor gallery``: bad input stops it in one line before any work; a tiny gallery holds six
 readable PNGs and a gallery.json; the same seed draws the same figures.
 
 The figures' runs are shrunk here (``TINY``: two or three rounds of a few images per class); the
@@ -25,7 +25,9 @@ TINY = {"gan_samples": dict(max_per_class=20, max_test=100, num_rounds=3, attack
         "aaa_matrix": dict(pairs=((4, 9),), max_per_class=20, max_test=100, num_rounds=2,
                            attack_start_round=2, gan=dict(steps=2)),
         "robust_kept": dict(max_per_class=10, max_test=100, num_rounds=2),
-        "inversion": dict(batch_size=2, iterations=5)}
+        "inversion": dict(batch_size=2, iterations=5),
+        "curious": dict(max_per_class=10, max_test=100, num_rounds=2,
+                        curious_options=dict(rounds=(1, 2), iterations=5))}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -126,7 +128,7 @@ def test_a_bad_python_value_is_one_valueerror_before_any_work(call, named, tmp_p
     assert not (tmp_path / "out").exists()
 
 
-def test_the_command_writes_five_figures_and_the_record_and_nothing_else(tiny_gallery):
+def test_the_command_writes_six_figures_and_the_record_and_nothing_else(tiny_gallery):
     out, code, stdout = tiny_gallery
     assert code == 0
     files = [figure.file for figure in gallery.FIGURES.values()]

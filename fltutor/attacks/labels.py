@@ -87,3 +87,40 @@ def recover_labels(weight_gradient: torch.Tensor, batch_size: int) -> torch.Tens
         labels.append(label)
         remaining[label] -= impact
     return torch.tensor(sorted(labels), device=weight_gradient.device)
+
+
+def last_layer_bias_gradient(model: nn.Module, observed: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The part of ``observed`` (one tensor per weight tensor) that is the last layer's bias."""
+    bias = last_linear(model).bias
+    check(bias is not None, "model", type(model).__name__, "a last linear layer with a bias")
+    index = next(i for i, p in enumerate(model.parameters()) if p is bias)
+    return observed[index]
+
+
+def counts_from_bias(bias_gradient: torch.Tensor, num_images: int,
+                     mean_probabilities: torch.Tensor) -> torch.Tensor:
+    """How many images of each class a mean cross-entropy gradient averages, from its last bias.
+
+    The bias gradient of class c over N images is (1/N) sum_i (p_ic - y_ic) = pbar_c - n_c / N,
+    so n_c = N (pbar_c - g_c) (the counting idea of Wainakh et al. 2022 and Geng et al. 2021,
+    applied to the bias, which needs no assumption on the features). The attacker does not know
+    the batch's mean prediction pbar; ``mean_probabilities`` is its estimate (the model's mean
+    softmax on images it has). The estimates are clamped at 0 and rounded to whole counts that
+    add up to N (largest remainders first). Returns the labels, one per image, sorted.
+
+    >>> counts_from_bias(torch.tensor([-0.4, 0.1, 0.3]), 4,
+    ...                  torch.tensor([0.1, 0.1, 0.8])).tolist()  # n = 4 x (0.5, 0.0, 0.5)
+    [0, 0, 2, 2]
+    """
+    check(bias_gradient.shape == mean_probabilities.shape, "mean_probabilities.shape",
+          tuple(mean_probabilities.shape), f"the bias gradient's, {tuple(bias_gradient.shape)}")
+    estimate = (num_images * (mean_probabilities.double() - bias_gradient.double())).clamp(min=0)
+    counts = estimate.floor().long()
+    while counts.sum() > num_images:  # clamping added: take back where the least is lost
+        remainder = (estimate - counts).masked_fill(counts == 0, float("inf"))
+        counts[int(remainder.argmin())] -= 1
+    order = (estimate - counts).argsort(descending=True)
+    for label in order[:num_images - int(counts.sum())]:
+        counts[label] += 1
+    labels = torch.repeat_interleave(torch.arange(len(counts)), counts.cpu())
+    return labels.to(bias_gradient.device)

@@ -231,6 +231,12 @@ class DPTraining:
         self.config = config
         self.accountant = RDPAccountant()
 
+    def draw_minibatch(self, num_samples: int) -> torch.Tensor | None:
+        """The round's FedSGD minibatch, as the wrapped training draws it. DP-SGD then runs on
+        it with sample rate 1, and the accountant counts every step at that rate: it claims no
+        amplification from the draw of the minibatch (an upper bound on epsilon)."""
+        return self.local.draw_minibatch(num_samples)
+
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         """Plain SGD at the DP learning rate; ``train`` wraps it in Opacus's ``DPOptimizer``."""
         return torch.optim.SGD(model.parameters(), lr=self.config.lr)
