@@ -1,8 +1,8 @@
-"""fltutor: a teaching kit on the security and privacy of federated learning."""
+"""fltutor: a teaching kit on the security and privacy of federated learning.
+
+Importing the package imports nothing else: the command line answers ``fltutor --help`` without
+waiting seconds for torch. Torch's thread count is capped where every run starts, in
+``fltutor.config`` (see ``fltutor.threads``).
+"""
 
 __version__ = "0.1.0"
-
-from .environment import fit_threads_to_cpus  # noqa: E402
-
-# In a container with a CPU quota (Binder, CI) torch would start one thread per *host* core.
-fit_threads_to_cpus()

@@ -2,6 +2,10 @@
 
 Bad input stops the command before any work, with exit code 2 and one line that names the value
 and what is allowed (no traceback).
+
+The help and those refusals come at once: this module imports torch, Opacus and matplotlib only
+inside the command that runs (``command_*``), and takes the names a command accepts from
+``fltutor.names``, which lists every registry's names without importing torch.
 """
 
 from __future__ import annotations
@@ -11,16 +15,9 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from . import __version__
-from .aggregators import AGGREGATORS
-from .backfire import BACKFIRE_DEFENSES, BACKFIRE_POISON
-from .config import MODES, FedConfig, default_profile
-from .data import DATASETS, DataUnavailableError
-from .defenses import registered_defenses
-from .partition import PARTITIONS
-from .sweep import FIGURES, MAX_SWEEP_SEEDS, robustness_attacks
+from . import __version__, names
 
 #: What each CRPA figure's sweep runs (``fltutor sweep FIGURE``).
 FIGURE_HELP = {"figure4": "the AAA of every class pair at alpha 0 (the study's Figure 4)",
@@ -33,38 +30,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-class RegistryNames:
-    """A registry's names for argparse's ``choices``, read only when argparse needs them.
-
-    argparse reads choices to check a value and to print help. The registry of attacks fills as
-    the attack modules are imported, which takes seconds (the GAN's imports), and ``fltutor
-    info`` should not wait for that. Give the option a ``metavar``, or argparse reads the
-    choices as the option is added.
-    """
-
-    def __init__(self, names: Callable[[], Iterable[str]]):
-        self.names = names
-
-    def __iter__(self):
-        return iter(self.names())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.names()
-
-
-def crpa_attacks() -> tuple[str, ...]:
-    from .recipes.crpa import CRPA_ATTACKS
-
-    return CRPA_ATTACKS
-
-
-def poisoning_attacks() -> list[str]:
-    from .attacks.curious import poisoning_attacks
-
-    return poisoning_attacks()
-
 
 
 def parse_exclude(text: str) -> dict[int, tuple[int, ...]]:
@@ -97,7 +62,7 @@ def folder(text: str) -> str:
 
 def add_federation_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs a federation."""
-    parser.add_argument("--dataset", help=", ".join(DATASETS.names()) + " (default: the "
+    parser.add_argument("--dataset", help=", ".join(names.DATASETS) + " (default: the "
                         "profile's, else mnist)")
     parser.add_argument("--profile", help="quick or paper (default: paper on a GPU, else quick); "
                         "fltutor curious and sweep backfire also have quick-fedsgd and "
@@ -132,14 +97,16 @@ def federation_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
-def given(args: argparse.Namespace, *names: str) -> dict:
-    """The options among ``names`` that the user set (the others keep the profile's values)."""
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+def given(args: argparse.Namespace, *options: str) -> dict:
+    """The options among ``options`` that the user set (the others keep the profile's values)."""
+    return {name: getattr(args, name) for name in options if getattr(args, name) is not None}
 
 
 def make_config(config_class, args: argparse.Namespace, default: str | None = None, **fields):
     """A validated config from the shared options plus ``fields``; says which profile it used
     (``default``, else ``default_profile``, when none was asked for)."""
+    from .config import default_profile
+
     profile = args.profile if args.profile is not None else (default or
                                                              default_profile(args.device))
     config = config_class.from_profile(profile, **federation_settings(args), **fields)
@@ -155,14 +122,15 @@ def command_info(args: argparse.Namespace) -> None:
 
 
 def command_data_fetch(args: argparse.Namespace) -> None:
-    from .data import fetch
+    from .data import DATASETS, fetch
 
-    names = DATASETS.names() if args.dataset == "all" else [DATASETS.check(args.dataset)]
-    for name in names:
+    datasets = DATASETS.names() if args.dataset == "all" else [DATASETS.check(args.dataset)]
+    for name in datasets:
         print(f"{name}: ready in {fetch(name, args.root)}")
 
 
 def command_fedavg(args: argparse.Namespace) -> None:
+    from .config import FedConfig
     from .experiments import run_fedavg
 
     config = make_config(FedConfig, args, num_clients=args.clients, partition=args.partition,
@@ -199,7 +167,7 @@ def add_start_round_option(parser: argparse.ArgumentParser) -> None:
 
 def add_seeds_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=1,
-                        help=f"seeds per setting, from --seed on (1 to {MAX_SWEEP_SEEDS})")
+                        help=f"seeds per setting, from --seed on (1 to {names.MAX_SWEEP_SEEDS})")
 
 
 def add_clients_option(parser: argparse.ArgumentParser) -> None:
@@ -231,7 +199,7 @@ def dp_defenses(args: argparse.Namespace) -> tuple:
 
 
 def add_defense_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dp", choices=RegistryNames(registered_defenses), metavar="DEFENSE",
+    parser.add_argument("--dp", choices=names.DEFENSES, metavar="DEFENSE",
                         help="%(choices)s: a defense on every client (default: none)")
     parser.add_argument("--dp-option", type=parse_option, action="append", default=[],
                         metavar="NAME=VALUE", help="a setting of the --dp defense, e.g. "
@@ -240,6 +208,7 @@ def add_defense_options(parser: argparse.ArgumentParser) -> None:
 
 def defense_parts(args: argparse.Namespace) -> tuple:
     """``(DEFENSES[--dp](**--dp-option),)``, else ``()``; ``--dp-option`` needs ``--dp``."""
+    from .defenses import registered_defenses
     from .parts import DEFENSES, known_options
 
     options = option_dict(args.dp_option, "--dp-option")
@@ -295,8 +264,8 @@ def parse_option(text: str) -> tuple[str, Any]:
 
 def option_dict(options: list[tuple[str, Any]], flag: str) -> dict[str, Any]:
     """The options given with ``flag``, each name once."""
-    names = [name for name, _ in options]
-    twice = sorted({name for name in names if names.count(name) > 1})
+    named = [name for name, _ in options]
+    twice = sorted({name for name in named if named.count(name) > 1})
     if twice:
         raise ValueError(f"{flag} {twice[0]}=... is not allowed twice: give each option once")
     return dict(options)
@@ -335,6 +304,8 @@ def command_byzantine(args: argparse.Namespace) -> None:
 def curious_profile(args: argparse.Namespace) -> str:
     """The curious client's default profile: the FedSGD one of the device's scale, where the
     study's theory holds (``quick-fedsgd`` on a CPU, ``paper-fedsgd`` on a GPU)."""
+    from .config import default_profile
+
     return default_profile(args.device) + "-fedsgd"
 
 
@@ -433,6 +404,7 @@ def command_sweep_backfire(args: argparse.Namespace) -> None:
 
 
 def command_sweep_privacy(args: argparse.Namespace) -> None:
+    from .config import default_profile
     from .privacy import (PRIVACY_FILES, attack_stops, format_privacy_table, privacy_table,
                           run_privacy)
 
@@ -453,30 +425,6 @@ def command_sweep_privacy(args: argparse.Namespace) -> None:
           f"{args.out}")
 
 
-def privacy_kinds() -> list[str]:
-    from .privacy import NO_DP, dp_kinds
-
-    return [NO_DP, *dp_kinds()]
-
-
-def privacy_scenarios() -> list[str]:
-    from .privacy import SCENARIOS
-
-    return list(SCENARIOS)
-
-
-def inversion_methods() -> list[str]:
-    from .attacks.inversion import METHODS
-
-    return list(METHODS)
-
-
-def model_names() -> list[str]:
-    from .models import MODELS
-
-    return MODELS.names()
-
-
 def command_invert(args: argparse.Namespace) -> None:
     from .recipes.inversion import InversionConfig, run_inversion
 
@@ -495,11 +443,11 @@ def command_invert(args: argparse.Namespace) -> None:
 def add_invert_command(commands) -> None:
     invert = commands.add_parser("invert", help="gradient inversion: DLG, iDLG or Inverting "
                                  "Gradients on one batch of test images")
-    invert.add_argument("--method", required=True, choices=RegistryNames(inversion_methods),
+    invert.add_argument("--method", required=True, choices=names.INVERSION_METHODS,
                         metavar="METHOD", help="%(choices)s")
-    invert.add_argument("--model", required=True, choices=RegistryNames(model_names),
+    invert.add_argument("--model", required=True, choices=names.MODELS,
                         metavar="MODEL", help="%(choices)s")
-    invert.add_argument("--dataset", default="mnist", help=", ".join(DATASETS.names()))
+    invert.add_argument("--dataset", default="mnist", help=", ".join(names.DATASETS))
     invert.add_argument("--batch-size", type=int, required=True, help="images in the batch")
     invert.add_argument("--iterations", type=int, help="optimiser steps (default: the "
                         "method's: 300 for DLG and iDLG, 1000 for IG)")
@@ -563,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True,
                                         help="what to do with the datasets")
     fetch = data_commands.add_parser("fetch", help="download datasets for offline use")
-    fetch.add_argument("--dataset", default="all", help=", ".join([*DATASETS.names(), "all"]))
+    fetch.add_argument("--dataset", default="all", help=", ".join([*names.DATASETS, "all"]))
     fetch.add_argument("--root", type=folder,
                        help="where to put them (default: $FLTUTOR_DATA or a cache)")
     fetch.set_defaults(handler=command_data_fetch)
@@ -571,11 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     fedavg = commands.add_parser("fedavg", help="train a model with federated averaging")
     add_federation_options(fedavg)
     fedavg.add_argument("--clients", type=int, default=10, help="number of clients (default: 10)")
-    fedavg.add_argument("--partition", default="iid", help=", ".join(PARTITIONS.names()))
+    fedavg.add_argument("--partition", default="iid", help=", ".join(names.PARTITIONS))
     fedavg.add_argument("--alpha", type=float, default=1.0, help="Dirichlet concentration")
     fedavg.add_argument("--exclude", type=parse_exclude, default={},
                         help="classes a client must not hold, e.g. '0:4,9;3:1'")
-    fedavg.add_argument("--mode", default="fedavg", help=" or ".join(MODES))
+    fedavg.add_argument("--mode", default="fedavg", help=" or ".join(names.MODES))
     fedavg.set_defaults(handler=command_fedavg)
 
     crpa = commands.add_parser("crpa", help="the combined reconstruction-and-poisoning attack")
@@ -584,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     crpa.add_argument("--target", type=int, required=True, help="class T to label it as")
     crpa.add_argument("--alpha", type=float, default=0.0,
                       help="Dirichlet concentration (0: one class per client, the default)")
-    crpa.add_argument("--attack", choices=RegistryNames(crpa_attacks), metavar="ATTACK",
+    crpa.add_argument("--attack", choices=names.CRPA_ATTACKS, metavar="ATTACK",
                       help="%(choices)s (default: crpa; none: the control run)")
     crpa.add_argument("--poison-count", type=int, help="generated images per round")
     add_start_round_option(crpa)
@@ -598,11 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     help="malicious clients against an aggregation rule")
     add_federation_options(byzantine)
     add_clients_option(byzantine)
-    byzantine.add_argument("--attack", required=True, choices=RegistryNames(robustness_attacks),
+    byzantine.add_argument("--attack", required=True, choices=names.BYZANTINE_ATTACKS,
                            metavar="ATTACK", help="%(choices)s")
     byzantine.add_argument("--malicious", type=int, required=True,
                            help="number of malicious clients (clients 0 to K - 1)")
-    byzantine.add_argument("--aggregator", required=True, choices=AGGREGATORS,
+    byzantine.add_argument("--aggregator", required=True, choices=names.AGGREGATORS,
                            metavar="RULE", help="%(choices)s")
     byzantine.add_argument("--alpha", type=float,
                            help="Dirichlet concentration (default: the profile's split, IID)")
@@ -622,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_clients_option(curious)
     curious.add_argument("--alpha", type=float,
                          help="Dirichlet concentration (default: the profile's, 0.5)")
-    curious.add_argument("--poison", default="none", choices=RegistryNames(poisoning_attacks),
+    curious.add_argument("--poison", default="none", choices=names.POISONING_ATTACKS,
                          metavar="ATTACK", help="%(choices)s: what the curious client also does "
                          "to slow the training (default: none)")
     curious.add_argument("--poison-option", type=parse_option, action="append", default=[],
@@ -631,18 +579,18 @@ def build_parser() -> argparse.ArgumentParser:
                          metavar="NAME=VALUE", help="a reconstruction setting, e.g. "
                          "rounds=1,10,50 (reconstruct in those rounds only), every=2, "
                          "iterations=200 or prior=autoencoder")
-    curious.add_argument("--mode", choices=MODES, help="fedsgd (one SGD step on a fresh "
+    curious.add_argument("--mode", choices=names.MODES, help="fedsgd (one SGD step on a fresh "
                          "minibatch a round) or fedavg (default: the profile's)")
     curious.add_argument("--batch-size", type=int, help="images in a client's minibatch, B "
                          "(default: the profile's; in FedSGD at most a client's images)")
-    curious.add_argument("--model", choices=RegistryNames(model_names), metavar="MODEL",
+    curious.add_argument("--model", choices=names.MODELS, metavar="MODEL",
                          help="%(choices)s (default: the profile's, lenet5: the study's "
                          "LeNet-5, 61,706 weights)")
     curious.add_argument("--lr", type=float, help="the clients' learning rate (default: the "
                          "profile's)")
     curious.add_argument("--colluders", type=int, help="curious clients that collude, clients "
                          "0 to N-1 (default: 1)")
-    curious.add_argument("--aggregator", choices=AGGREGATORS, metavar="RULE",
+    curious.add_argument("--aggregator", choices=names.AGGREGATORS, metavar="RULE",
                          help="%(choices)s (default: mean)")
     curious.add_argument("--aggregator-option", type=parse_option, action="append", default=[],
                          metavar="NAME=VALUE", help="an option of the rule, e.g. num_malicious=2 "
@@ -655,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "client, DP against every attack")
     figures = sweep.add_subparsers(dest="figure", required=True, metavar="SWEEP",
                                    help="what to sweep (fltutor sweep SWEEP --help: its options)")
-    for figure in FIGURES:
+    for figure in names.FIGURES:
         crpa_sweep = figures.add_parser(figure, help=FIGURE_HELP[figure])
         add_federation_options(crpa_sweep)
         add_start_round_option(crpa_sweep)
@@ -670,9 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_federation_options(robustness)
     add_clients_option(robustness)
     add_seeds_option(robustness)
-    robustness.add_argument("--attacks", nargs="+", choices=RegistryNames(robustness_attacks),
+    robustness.add_argument("--attacks", nargs="+", choices=names.BYZANTINE_ATTACKS,
                             metavar="ATTACK", help="%(choices)s (default: all)")
-    robustness.add_argument("--aggregators", nargs="+", choices=AGGREGATORS,
+    robustness.add_argument("--aggregators", nargs="+", choices=names.AGGREGATORS,
                             metavar="RULE", help="%(choices)s (default: all)")
     robustness.add_argument("--malicious", nargs="+", type=int, default=[1, 3], metavar="K",
                             help="numbers of malicious clients (default: 1 3)")
@@ -689,8 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfire.add_argument("--defenses", nargs="+", metavar="LABEL",
                           help="none, a defense (record-dp, local-dp, client-dp), a rule (krum, "
                                "median, ...) or one of each joined by + (default: "
-                               + " ".join(BACKFIRE_DEFENSES) + "); none is always run")
-    backfire.add_argument("--poison", default=BACKFIRE_POISON, metavar="ATTACK",
+                               + " ".join(names.BACKFIRE_DEFENSES) + "); none is always run")
+    backfire.add_argument("--poison", default=names.BACKFIRE_POISON, metavar="ATTACK",
                           help="the curious client's poisoning in the poisoned runs (default: "
                                "%(default)s)")
     backfire.set_defaults(handler=command_sweep_backfire)
@@ -698,16 +646,16 @@ def build_parser() -> argparse.ArgumentParser:
     privacy = figures.add_parser("privacy", help="DP kind x noise x clipping norm against every "
                                  "attack: epsilon, accuracy and each attack's success")
     privacy.add_argument("--profile", help="quick or paper (default: paper on a GPU, else quick)")
-    privacy.add_argument("--kinds", nargs="+", choices=RegistryNames(privacy_kinds),
+    privacy.add_argument("--kinds", nargs="+", choices=names.PRIVACY_KINDS,
                          metavar="KIND", help="%(choices)s (default: every DP kind; none, the "
                          "reference, is always run)")
     privacy.add_argument("--noises", nargs="+", type=float, metavar="SIGMA",
                          help="noise multipliers (default: each kind's grid)")
     privacy.add_argument("--clips", nargs="+", type=float, metavar="C",
                          help="clipping norms (default: each kind's grid)")
-    privacy.add_argument("--scenarios", nargs="+", choices=RegistryNames(privacy_scenarios),
+    privacy.add_argument("--scenarios", nargs="+", choices=names.PRIVACY_SCENARIOS,
                          metavar="SCENARIO", help="%(choices)s (default: all)")
-    privacy.add_argument("--dataset", help=", ".join(DATASETS.names()) + " (default: the "
+    privacy.add_argument("--dataset", help=", ".join(names.DATASETS) + " (default: the "
                          "profile's, else mnist)")
     privacy.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
     add_seeds_option(privacy)
@@ -727,6 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .data import DataUnavailableError  # after the parse: torch comes with it
+
     try:
         args.handler(args)
     except ValueError as error:

@@ -44,7 +44,12 @@ from .data import DATASETS
 from .models import MODELS
 from .partition import PARTITIONS, check_exclude
 from .parts import Attack, Defense, Observation, Part
+from .threads import fit_threads_to_cpus
 from .training import OPTIMIZERS
+
+# Every run starts from a config, so capping torch's threads here caps them for every run (in a
+# container with a CPU quota torch would start one thread per host core).
+fit_threads_to_cpus()
 
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": dict(

@@ -69,7 +69,7 @@ if importlib.util.find_spec("ray") is None:
 from .checks import check, check_bool, check_int, check_number
 from .config import FedConfig
 from .data import Data
-from .environment import cpu_allowance
+from .threads import cpu_allowance
 from .federation import Federation
 from .training import ClientUpdate
 

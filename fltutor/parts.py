@@ -11,7 +11,8 @@ A run's configuration (``fltutor.config.FedConfig``) is the federated-learning s
 
 Each spec is a dataclass that lives beside the code it configures (the CRPA's in
 ``fltutor.attacks.crpa``, DP-SGD's in ``fltutor.defenses.dp``) and is registered under a name in
-the registry of its role, from which the command line and the widgets take their choices.
+the registry of its role, from which the widgets take their choices (the command line takes
+them from ``fltutor.names``, a copy of the names that needs no torch).
 ``fltutor.federation.Federation.build`` asks every spec to put itself in place; it never asks
 which attack or defense it holds.
 

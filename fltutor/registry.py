@@ -1,7 +1,8 @@
 """A name -> entry table, one per kind of plug-in (datasets, partitions, aggregators, models, attacks).
 
-Widgets and the command line take their choices from a registry, so adding a partition scheme or
-an aggregator is writing one function and decorating it: nothing else has to change.
+Widgets take their choices from a registry, so adding a partition scheme or an aggregator is
+writing one function and decorating it, and adding its name to ``fltutor.names``: the command
+line lists that module's copy of the names, which needs no torch (a test compares the two).
 
 >>> colours = Registry("colour")
 >>> @colours.register("red")

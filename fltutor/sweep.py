@@ -333,7 +333,8 @@ ROBUSTNESS_RESULTS = Results(RobustnessKey, ROBUSTNESS_FIELDS)
 
 def robustness_attacks() -> list[str]:
     """The attacks of Byzantine runs and robustness sweeps (``BYZANTINE_ATTACKS``), imported
-    only when asked for: the command line reads them lazily."""
+    only when asked for: importing the recipe imports every attack (the GAN's imports take
+    seconds)."""
     from .recipes.byzantine import BYZANTINE_ATTACKS
 
     return list(BYZANTINE_ATTACKS)
