@@ -23,7 +23,7 @@ MODES = ("fedavg", "fedsgd")
 AGGREGATORS = ("mean", "krum", "multi-krum", "median", "trimmed-mean", "bulyan", "norm-clipping",
                "dnc", "freqfed")
 #: ``fltutor.defenses.registered_defenses()``: every defense in ``fltutor.parts.DEFENSES``.
-DEFENSES = ("record-dp", "local-dp", "client-dp")
+DEFENSES = ("record-dp", "local-dp", "client-dp", "sign-sgd")
 #: ``fltutor.models.MODELS``.
 MODELS = ("classifier", "lenet5", "lenet5-wide", "lenet-dlg", "lenet-dlg-tanh", "lenet-dlg-relu")
 #: ``fltutor.attacks.inversion.METHODS``: the gradient inversions.

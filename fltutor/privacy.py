@@ -406,8 +406,9 @@ LEAK_MARGIN_DB = 3.0
 #: to that of no attacker at the same setting, a sign flip's accuracy to the clean federation's.
 AAA_MARGIN = 0.1
 ACCURACY_MARGIN = 0.05
-#: How much worse than without DP the curious client's RMSE must get (the quick profile's client
-#: barely leaks to begin with, notebook 06): 5 %.
+#: How much worse than without DP the curious client's mean RMSE over its rounds must get to count
+#: as stopped: 5 %. (Whether it still beats a guess without the gradient is in its own runs'
+#: metrics.json: ``curious_gain``, notebook 06.)
 RMSE_FACTOR = 1.05
 #: When an attack no longer works, read from its scenario's ``success`` (``stopped``).
 STOP_RULES = {

@@ -19,10 +19,12 @@ import torch
 
 from fltutor.aggregators import mean
 from fltutor.attacks.crpa import CRPA, LabelFlip
+from fltutor.attacks.curious import CuriousClient
 from fltutor.attacks.gan import GANSettings
 from fltutor.config import FedConfig
 from fltutor.defenses.dp import DPConfig
 from fltutor.recipes.crpa import CRPAConfig
+from fltutor.recipes.curious import CuriousConfig
 from fltutor.models import Classifier, Generator, LeNet5, load_flat_parameters
 from fltutor.partition import dirichlet, iid, one_class_per_client, shards, split
 from fltutor.training import LocalTraining
@@ -220,6 +222,12 @@ PYTHON_CASES = [
     (lambda: Generator(latent_dim=10**9), "latent_dim=1000000000"),
     (lambda: LeNet5(num_classes=True), "num_classes=True"),
     (lambda: load_flat_parameters(LeNet5(), torch.zeros(3)), "vector"),
+    # the curious client
+    (lambda: CuriousClient(rounds=(0,)), "rounds=(0,)"),
+    (lambda: CuriousClient(rounds=(1, 10), every=2), "every=2"),
+    (lambda: CuriousClient(prior="autoencoder", latent_dim=0), "latent_dim=0"),
+    (lambda: CuriousConfig(mode="fedprox"), "mode='fedprox'"),
+    (lambda: CuriousConfig(num_rounds=5, curious_options=dict(rounds=(1, 6))), "rounds=(1, 6)"),
 ]
 
 
@@ -305,6 +313,13 @@ CLI_CASES = [
     ("sweep figure4 --profile quick --seed 18446744073709551616", "seed=18446744073709551616"),
     ("sweep figure4 --profile paper --rounds 0", "num_rounds=0"),
     ("sweep figure6 --profile quick --pairs 4:4", "target_class=4"),
+    # curious
+    ("curious --profile quick-fedsgd --mode fedprox", "invalid choice: 'fedprox'"),
+    ("curious --profile quick-fedsgd --curious-option rounds=1,x", "rounds='1,x'"),
+    ("curious --profile quick-fedsgd --rounds 5 --curious-option rounds=1,6", "rounds=(1, 6)"),
+    ("curious --profile quick-fedsgd --curious-option rounds=0", "rounds=(0,)"),
+    ("curious --curious-option prior=autoencoder --curious-option latent_dim=0", "latent_dim=0"),
+    ("curious --curious-option rounds=1 --curious-option every=2", "every=2"),
     # the other commands
     ("info --root ''", "argument --root: '' is not allowed"),  # not the current folder
     ("data fetch --root ''", "argument --root: '' is not allowed"),
@@ -316,7 +331,7 @@ CLI_CASES = [
 def test_a_bad_option_is_exit_2_and_one_line_before_any_work(command, named, tmp_path, capsys):
     out_dir = tmp_path / "out"
     argv = shlex.split(command)
-    if argv[0] in ("fedavg", "crpa", "sweep"):
+    if argv[0] in ("fedavg", "crpa", "sweep", "curious"):
         argv += ["--out", str(out_dir), "--no-progress"]
         if "--data-root" not in argv:
             argv += ["--data-root", str(tmp_path / "nodata")]

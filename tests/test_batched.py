@@ -57,6 +57,19 @@ def test_batched_engine_computes_the_sequential_weights(tiny_config, mnist_tiny,
     assert_same_training(sequential, batched)
 
 
+def test_batched_engine_computes_the_sequential_weights_in_fedsgd_minibatches(tiny_config,
+                                                                            mnist_tiny):
+    """FedSGD: each client draws a fresh minibatch of 4 a round (the one holding 5 images and
+    the one holding 16 too); both engines draw the same ones and take the same step."""
+    config = tiny_config(num_clients=4, model="lenet5", mode="fedsgd", batch_size=4, lr=0.1)
+    sequential, batched = both_engines(config, mnist_tiny, rounds=3)
+    assert_same_training(sequential, batched)
+    for one, other in zip(sequential.clients, batched.clients):
+        assert len(one.round_indices) == 4 and torch.equal(one.round_indices, other.round_indices)
+    assert not torch.equal(flat_parameters(sequential.global_model),
+                           flat_parameters(Federation.build(config, mnist_tiny).global_model))
+
+
 def test_batched_engine_leaves_each_client_the_optimizer_state_it_would_have(tiny_config,
                                                                              mnist_tiny):
     """Adam's moments and step counts go back to every client: a checkpoint is the same, and the

@@ -46,6 +46,15 @@ def test_a_scenario_is_its_recipe_with_the_settings_defense_and_seed():
     assert (spy.name, spy.client, spy.every) == ("gradient-inversion", 0, 1)
 
 
+def test_the_curious_scenario_runs_the_fedsgd_profile_where_the_client_leaks():
+    from fltutor.recipes.curious import reconstruction_rounds
+
+    for profile, rounds in [("quick", [1, 5, 10]), ("tiny", [1, 2])]:
+        config = scenario_config(profile, PrivacyKey(NO_DP, 0.0, 1.0, "curious", 0))
+        assert (config.mode, config.batch_size, config.model) == ("fedsgd", 1, "lenet5"), profile
+        assert reconstruction_rounds(config) == rounds and config.num_rounds == rounds[-1]
+
+
 def test_a_sweep_runs_once_each_records_epsilon_and_resumes_with_nothing_to_do(tmp_path,
                                                                               monkeypatch):
     started = record_runs(monkeypatch, run_byzantine)

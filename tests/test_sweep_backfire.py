@@ -1,10 +1,10 @@
 """The backfire sweep (``fltutor.backfire.run_backfire``, ``fltutor sweep backfire``): defenses x
-poisoning on/off x seeds, one results line per run with its RMSE curve, resumable without
-duplicates, and its figure and table.
+poisoning on/off x seeds, one results line per run with its RMSE, control and accuracy curves,
+resumable without duplicates, and its figure and table.
 
-Runs are tiny: the original LeNet-5 (61,706 weights), 6 clients, 20 images per class, 2 rounds,
-and a curious client that trains its autoencoder for 2 epochs and reconstructs 4 images in 5
-steps. The recipe's runner, ``fltutor.recipes.curious.run_curious``, is wrapped to count the
+Runs are tiny: the ``quick-fedsgd`` profile (FedSGD, LeNet-5, one image per client a round) with
+6 clients, 10 images per class, 2 rounds, and a curious client that reconstructs in both rounds
+in 5 steps. The recipe's runner, ``fltutor.recipes.curious.run_curious``, is wrapped to count the
 runs a sweep really does.
 """
 
@@ -21,18 +21,19 @@ from fltutor.defenses.local_dp import LocalDPConfig
 from fltutor.recipes.curious import CuriousConfig, run_curious
 from helpers import forbid_runs, record_runs, replace_runs, run_cli
 
-TINY = dict(model="lenet5", num_clients=6, num_rounds=2, max_per_class=20, max_test=100,
-            device="cpu", curious_options=dict(autoencoder_epochs=2, iterations=5, max_dummies=4))
+TINY = dict(num_clients=6, num_rounds=2, max_per_class=10, max_test=100, device="cpu",
+            curious_options=dict(rounds=(1, 2), iterations=5))
 TWO_DEFENSES = ["none", "record-dp+krum"]
 
 
 def tiny(**changes) -> CuriousConfig:
-    return CuriousConfig.from_profile("quick", **{**TINY, **changes})
+    return CuriousConfig.from_profile("quick-fedsgd", **{**TINY, **changes})
 
 
 def test_defense_labels_name_defenses_and_a_rule():
     assert defense_setting("none") == ((), "mean")
-    assert defense_setting("record-dp+krum") == ((DPConfig(),), "krum")
+    record_dp = DPConfig(**BACKFIRE_OPTIONS["record-dp"])  # the sweep's own settings
+    assert defense_setting("record-dp+krum") == ((record_dp,), "krum")
     assert defense_setting("median") == ((), "median")
     (local,), rule = defense_setting("local-dp")
     assert local == LocalDPConfig(**BACKFIRE_OPTIONS["local-dp"]) and rule == "mean"
@@ -41,7 +42,8 @@ def test_defense_labels_name_defenses_and_a_rule():
 def test_a_run_gets_its_defenses_rule_poisoning_and_seed():
     config = backfire_config(tiny(seed=4), BackfireKey("record-dp+krum", "sign-flip", 5))
     assert (config.aggregator.name, config.aggregator.num_malicious) == ("krum", 1)
-    assert config.defenses == (DPConfig(),) and config.poison == "sign-flip"
+    assert config.defenses == (DPConfig(**BACKFIRE_OPTIONS["record-dp"]),)
+    assert config.poison == "sign-flip"
     assert (config.seed, config.num_rounds, config.curious_options) == (5, 2,
                                                                         TINY["curious_options"])
 
@@ -56,9 +58,18 @@ def test_a_sweep_runs_once_each_records_its_curves_and_resumes_with_nothing_to_d
     assert sorted(started) == sorted(key.name for key in keys)
     for result, key in zip(results, keys):
         metrics = json.loads((tmp_path / "runs" / key.name / "metrics.json").read_text())
-        assert result["curious_rmse"] == [r["curious_rmse"] for r in metrics["rounds"]]
-        assert result["rmse_rounds"] == [1, 2] and result["rounds"] == 2
+        # the curves hold the rounds the client was scored in (Krum may keep its own update)
+        scored = [r for r in metrics["rounds"] if "curious_rmse" in r]
+        assert scored and all("curious_own_kept" in r for r in metrics["rounds"]
+                              if r not in scored)
+        assert result["rmse_rounds"] == [r["round"] for r in scored] and result["rounds"] == 2
+        assert result["curious_rmse"] == [r["curious_rmse"] for r in scored]
+        assert result["control_rmse"] == [r["curious_control_rmse"] for r in scored]
+        assert result["test_accuracy"] == [r["test_accuracy"] for r in scored]
+        assert result["mean_gain"] == pytest.approx(
+            sum(r["curious_gain"] for r in scored) / len(scored))
         assert metrics["config"]["poison"] == key.poison
+        assert metrics["config"]["mode"] == "fedsgd"
     for file in BACKFIRE_FILES:
         assert (tmp_path / file).stat().st_size > 0
     table = json.loads((tmp_path / "backfire_table.json").read_text())
@@ -131,7 +142,7 @@ def test_bad_sweep_input_fails_in_one_line_before_any_run(options, named, tmp_pa
 
 
 def backfire(out_dir, *arguments: str) -> list[str]:
-    return ["sweep", "backfire", "--profile", "quick", "--device", "cpu", "--no-progress",
+    return ["sweep", "backfire", "--profile", "quick-fedsgd", "--device", "cpu", "--no-progress",
             "--rounds", "2", "--max-per-class", "20", "--max-test", "100", "--out", str(out_dir),
             *arguments]
 
@@ -145,9 +156,21 @@ def test_the_command_runs_the_defenses_it_is_given_and_prints_the_table(tmp_path
                                     "--seeds", "2", "--poison", "gaussian-noise"), capsys)
     assert code == 0 and "diff < 0: the defense helped the curious client" in out
     base, options = asked[0]
-    assert (base.num_rounds, base.max_per_class) == (2, 20)
+    assert (base.num_rounds, base.max_per_class, base.mode) == (2, 20, "fedsgd")
     assert (options["defenses"], options["seeds"], options["poison"]) == (
         ["krum", "local-dp+median"], 2, "gaussian-noise")
+
+
+def test_the_command_defaults_to_the_fedsgd_profile_of_the_device(tmp_path, monkeypatch,
+                                                                 capsys):
+    asked = []
+    monkeypatch.setattr("fltutor.backfire.run_backfire",
+                        lambda base, out, **options: asked.append(base) or [])
+    code, out, _ = run_cli(["sweep", "backfire", "--device", "cpu", "--no-progress", "--rounds",
+                            "2", "--out", str(tmp_path)], capsys)
+    assert code == 0 and "profile: quick-fedsgd" in out
+    (base,) = asked
+    assert (base.mode, base.batch_size, base.model) == ("fedsgd", 1, "lenet5")
 
 
 @pytest.mark.parametrize("arguments, named", [

@@ -1,5 +1,6 @@
-"""The curious client's notebook pieces: a run keeps every round's reconstructions, a round it did
-not reconstruct in is refused in one line, and the explorer trains a poisoning once."""
+"""The curious client's notebook pieces: a run keeps every round's reconstructions beside the true
+images of that round's gradient, a round it did not reconstruct in is refused in one line, and the
+explorer offers only the reconstruction rounds and trains a poisoning once."""
 
 from __future__ import annotations
 
@@ -25,7 +26,18 @@ def test_a_live_run_keeps_the_reconstructions_of_the_rounds_it_reconstructed_in(
     assert run.rmse == [run.reconstructions[r].scores["rmse"] for r in (1, 3)]
     shown = run.reconstruction(3)
     assert shown.images.shape == shown.originals.shape == (4, 1, 28, 28)
-    assert run.figure(1).axes  # draws
+    assert shown.labels.shape == shown.true_labels.shape == (4,)
+    top, bottom = run.figure(1).axes  # the true images above the reconstructions
+    assert top.get_title() == "originals" and "RMSE" in bottom.get_title()
+    assert "best guess without the gradient" in bottom.get_title()
+
+
+def test_the_explorers_slider_offers_exactly_the_reconstruction_rounds(config, mnist_tiny):
+    explorer = CuriousExplorer(config.replace(num_rounds=12, curious_options=dict(
+        CHEAP, rounds=(1, 5, 12))), mnist_tiny)
+    assert list(explorer.round.options) == [1, 5, 12] and explorer.round.value == 1
+    every = CuriousExplorer(config, mnist_tiny)  # every=2 over 3 rounds
+    assert list(every.round.options) == [1, 3]
 
 
 @pytest.mark.parametrize("round_index", [0, 2, 4, "1"])

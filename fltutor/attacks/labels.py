@@ -106,7 +106,10 @@ def counts_from_bias(bias_gradient: torch.Tensor, num_images: int,
     applied to the bias, which needs no assumption on the features). The attacker does not know
     the batch's mean prediction pbar; ``mean_probabilities`` is its estimate (the model's mean
     softmax on images it has). The estimates are clamped at 0 and rounded to whole counts that
-    add up to N (largest remainders first). Returns the labels, one per image, sorted.
+    add up to N (largest remainders first; an estimate whose total is not N, as from a noised,
+    poisoned or coordinate-wise aggregated gradient whose bias gradient does not sum to 0, is
+    first scaled to total N, so that rounding never has more to give than one per class).
+    Returns the labels, one per image, sorted.
 
     >>> counts_from_bias(torch.tensor([-0.4, 0.1, 0.3]), 4,
     ...                  torch.tensor([0.1, 0.1, 0.8])).tolist()  # n = 4 x (0.5, 0.0, 0.5)
@@ -115,6 +118,9 @@ def counts_from_bias(bias_gradient: torch.Tensor, num_images: int,
     check(bias_gradient.shape == mean_probabilities.shape, "mean_probabilities.shape",
           tuple(mean_probabilities.shape), f"the bias gradient's, {tuple(bias_gradient.shape)}")
     estimate = (num_images * (mean_probabilities.double() - bias_gradient.double())).clamp(min=0)
+    total = float(estimate.sum())
+    estimate = (estimate * (num_images / total) if total > 0
+                else torch.full_like(estimate, num_images / len(estimate)))
     counts = estimate.floor().long()
     while counts.sum() > num_images:  # clamping added: take back where the least is lost
         remainder = (estimate - counts).masked_fill(counts == 0, float("inf"))
