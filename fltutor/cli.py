@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 from . import __version__
 from .aggregators import AGGREGATORS
 from .backfire import BACKFIRE_DEFENSES, BACKFIRE_POISON
+from .checks import OutputError
 from .config import MODES, FedConfig, default_profile
 from .data import DATASETS, DataUnavailableError
 from .defenses import registered_defenses
@@ -446,6 +447,9 @@ def model_names() -> list[str]:
 def command_invert(args: argparse.Namespace) -> None:
     from .recipes.inversion import InversionConfig, run_inversion
 
+    if args.local_lr is not None and not args.local_steps:  # a gradient takes no local step
+        raise ValueError(f"--local-lr={args.local_lr} is not allowed without --local-steps S "
+                         f"(S > 0): the client sends a gradient, with no learning rate")
     config = InversionConfig(method=args.method, model=args.model, dataset=args.dataset,
                              batch_size=args.batch_size, seed=args.seed, device=args.device,
                              data_root=args.data_root, allow_fallback=args.fallback,
@@ -689,6 +693,9 @@ def main(argv: list[str] | None = None) -> int:
     except DataUnavailableError as error:  # the way out in this command's terms
         fallback = "--fallback" if hasattr(args, "fallback") else None
         print(f"fltutor: error: {error.explain(fallback)}", file=sys.stderr)
+        return 1
+    except OutputError as error:  # a full disk: the files written before are kept
+        print(f"fltutor: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fltutor: interrupted; run the same command again to resume", file=sys.stderr)
