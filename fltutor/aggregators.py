@@ -41,7 +41,7 @@ from typing import Callable, ClassVar
 
 import torch
 
-from .checks import MAX_CLIENTS, check, check_int, check_number
+from .checks import MAX_CLIENTS, MAX_CLIP, MAX_DIMENSIONS, check, check_int, check_number
 from .parts import Part
 from .registry import Registry
 
@@ -146,6 +146,11 @@ def mean(client_updates: torch.Tensor, weights: torch.Tensor) -> Aggregate:
     Not robust: one client sending a huge update moves the mean anywhere.
     """
     check_inputs(client_updates, weights)
+    diverged = (~torch.isfinite(client_updates).all(dim=1)).nonzero().flatten().tolist()
+    if diverged:  # the mean of them would be nan or inf, and so would every model after it
+        raise ValueError(f"client_updates is not allowed: the update(s) of row(s) {diverged} "
+                         f"hold nan or inf (a client diverged: lower its lr, or keep it out "
+                         f"with a robust rule)")
     share = weights.to(client_updates) / weights.sum()
     return Aggregate(update=share @ client_updates, kept=all_clients(client_updates))
 
@@ -395,7 +400,7 @@ class NormClipping(Rule):
     max_norm: float = 1.0
 
     def validate(self) -> None:
-        check_number("max_norm", self.max_norm, 0.0, open_low=True)
+        check_number("max_norm", self.max_norm, 0.0, MAX_CLIP, open_low=True)
 
 
 # ---------------------------------------------------------------------- Divide-and-Conquer
@@ -453,7 +458,7 @@ class Dnc(Rule):
 
     def validate(self) -> None:
         check_num_malicious(self.num_malicious)
-        check_int("subsample_dim", self.subsample_dim, 1)
+        check_int("subsample_dim", self.subsample_dim, 1, MAX_DIMENSIONS)
         check_int("niters", self.niters, 1, 1_000)
         check_number("filter_fraction", self.filter_fraction, 0.0, open_low=True)
 

@@ -45,7 +45,7 @@ import numpy as np
 
 from .checks import check, check_choice, check_int
 from .experiments import atomic_write, save_figure, usable_out_dir, write_json
-from .sweep import MAX_SWEEP_SEEDS, Results, run_planned, shared_settings
+from .sweep import MAX_SWEEP_SEEDS, Results, check_base, run_planned, shared_settings
 
 if TYPE_CHECKING:
     from .parts import Defense
@@ -88,7 +88,7 @@ class BackfireKey:
         return f"{self.defense}-{self.poison}-seed{self.seed}"
 
 
-BACKFIRE_RESULTS = Results(BackfireKey, BACKFIRE_FIELDS)
+BACKFIRE_RESULTS = Results(BackfireKey, BACKFIRE_FIELDS, "sweep backfire")
 
 
 def defense_names() -> tuple[list[str], list[str]]:
@@ -157,14 +157,16 @@ def run_backfire(base: CuriousConfig, out_dir: str | Path, defenses: list[str] |
     (an earlier sweep there with more defenses or seeds included). Returns all results so far.
     """
     from .attacks.curious import poisoning_attacks
+    from .recipes.curious import CuriousConfig
 
+    check_base(base, CuriousConfig)
     check_int("seeds", seeds, 1, MAX_SWEEP_SEEDS)
     check(isinstance(force, bool), "force", force, "True or False")
     labels = BACKFIRE_DEFENSES if defenses is None else defenses
     check(isinstance(labels, (list, tuple)) and len(labels) > 0, "defenses", labels,
           "a non-empty list of defense labels")
     check_choice("poison", poison, [p for p in poisoning_attacks() if p != "none"])
-    out_dir = usable_out_dir(out_dir)
+    out_dir = usable_out_dir(out_dir, BACKFIRE_RESULTS.command)
     labels = list(dict.fromkeys(["none", *labels]))
     keys = [BackfireKey(label, attack, seed) for label in labels for attack in ("none", poison)
             for seed in range(base.seed, base.seed + seeds)]
@@ -180,10 +182,9 @@ def run_backfire(base: CuriousConfig, out_dir: str | Path, defenses: list[str] |
                 "final_test_accuracy": summary["final_test_accuracy"],
                 "rounds": summary["rounds"], "seconds": summary["total_seconds"]}
 
-    results = run_planned("backfire", configs, shared_settings(base, BACKFIRE_PER_RUN), out_dir,
-                          BACKFIRE_RESULTS, run_traced, line, progress, force)
-    write_backfire(results, out_dir)
-    return results
+    return run_planned("backfire", configs, shared_settings(base, BACKFIRE_PER_RUN), out_dir,
+                       BACKFIRE_RESULTS, run_traced, line,
+                       lambda results: write_backfire(results, out_dir), progress, force)
 
 
 def backfire_table(results: list[dict]) -> list[dict]:

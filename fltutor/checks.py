@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 #: Clients in a federation: each holds a copy of the model (1 MB for the CRPA classifier) and an
@@ -51,8 +52,12 @@ MAX_CLASSES = 1_000
 MAX_LATENT = 1_000
 #: Learning rates and DP's sigma: far larger ones overflow float32 weights to inf and nan at once.
 MAX_RATE = 1_000.0
-#: DP-SGD's clipping norm C: "no clipping" is a huge C (1e6, say); sigma * C must stay finite.
+#: Clipping norms (DP's C, norm clipping's M): "no clipping" is a huge one (1e6, say); sigma * C
+#: must stay finite, and float32 turns anything above 3.4e38 into inf.
 MAX_CLIP = 1e12
+#: Coordinates a rule samples from an update (DnC's b): 1,000 times the CRPA classifier's 582,026
+#: weights; a larger b means every coordinate, and torch's integers end at 2**63.
+MAX_DIMENSIONS = 10**9
 
 
 def check(condition: bool, name: str, value: Any, allowed: str) -> None:
@@ -96,9 +101,31 @@ def check_choice(name: str, value: Any, choices) -> None:
           "one of " + ", ".join(map(str, choices)))
 
 
+def check_folder(name: str, value: str | Path) -> None:
+    """A folder, or a path where one can be made: no file there or on the way to it.
+
+    A file where a folder is needed would otherwise fail far from its cause: as a download that
+    failed ("connect to the internet"), or as an error in the middle of a run.
+    """
+    path = Path(value)
+    check(not path.exists() or path.is_dir(), name, str(value), "a folder, not an existing file")
+    above = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()),
+                 None)
+    check(above is None, name, str(value), f"a folder, but it lies under the file {above}")
+
+
 def check_class(name: str, value: Any, num_classes: int) -> None:
     check(is_int(value) and 0 <= value < num_classes, name, value,
           f"a class index from 0 to {num_classes - 1}")
+
+
+class OutputError(OSError):
+    """A file of an output folder could not be written (a full disk, a drive gone): one line.
+
+    Every file is replaced atomically (``fltutor.experiments.atomic_write``), so what was
+    written before is whole: once there is room again, the same command resumes. It lives here,
+    with the input checks, so that the command line can catch it without importing torch.
+    """
 
 
 class Checked:

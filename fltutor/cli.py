@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, names
+from .checks import OutputError
 
 #: What each CRPA figure's sweep runs (``fltutor sweep FIGURE``).
 FIGURE_HELP = {"figure4": "the AAA of every class pair at alpha 0 (the study's Figure 4)",
@@ -428,6 +429,9 @@ def command_sweep_privacy(args: argparse.Namespace) -> None:
 def command_invert(args: argparse.Namespace) -> None:
     from .recipes.inversion import InversionConfig, run_inversion
 
+    if args.local_lr is not None and not args.local_steps:  # a gradient takes no local step
+        raise ValueError(f"--local-lr={args.local_lr} is not allowed without --local-steps S "
+                         f"(S > 0): the client sends a gradient, with no learning rate")
     config = InversionConfig(method=args.method, model=args.model, dataset=args.dataset,
                              batch_size=args.batch_size, seed=args.seed, device=args.device,
                              data_root=args.data_root, allow_fallback=args.fallback,
@@ -685,6 +689,9 @@ def main(argv: list[str] | None = None) -> int:
     except DataUnavailableError as error:  # the way out in this command's terms
         fallback = "--fallback" if hasattr(args, "fallback") else None
         print(f"fltutor: error: {error.explain(fallback)}", file=sys.stderr)
+        return 1
+    except OutputError as error:  # a full disk: the files written before are kept
+        print(f"fltutor: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fltutor: interrupted; run the same command again to resume", file=sys.stderr)

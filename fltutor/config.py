@@ -39,7 +39,7 @@ from .batched import ENGINES
 from .checks import (MAX_BATCH, MAX_CLIENTS, MAX_EPOCHS, MAX_GAN_BATCH, MAX_GENERATED,
                      MAX_JITTER, MAX_LATENT, MAX_PREVIEW, MAX_RATE, MAX_ROUNDS, MAX_SAMPLES,
                      MAX_SEED, MAX_STEPS, Checked, check, check_bool, check_choice, check_class,
-                     check_int, check_number, is_int)
+                     check_folder, check_int, check_number, is_int)
 from .data import DATASETS
 from .models import MODELS
 from .partition import PARTITIONS, check_exclude
@@ -196,6 +196,8 @@ class FedConfig(Checked):
         check_choice("engine", self.engine, ENGINES)
         check(self.data_root is None or (isinstance(self.data_root, str) and self.data_root != ""),
               "data_root", self.data_root, "None or a folder path")
+        if self.data_root is not None:
+            check_folder("data_root", self.data_root)
         check_bool("allow_fallback", self.allow_fallback)
         check_choice("profile", self.profile, [*PROFILES, "custom"])
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .checks import MAX_SAMPLES, check_folder, check_int
 from .registry import Registry
 
 
@@ -126,6 +127,13 @@ def default_root() -> Path:
         return Path(os.environ["FLTUTOR_DATA"]).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "fltutor"
+
+
+def data_folder(root: str | Path | None) -> Path:
+    """``root`` (default: ``default_root()``) once it is known to be no file (``check_folder``)."""
+    root = Path(root) if root is not None else default_root()
+    check_folder("root", root)
+    return root
 
 
 def to_unit_range(images: torch.Tensor, max_value: float = 255.0) -> torch.Tensor:
@@ -250,7 +258,7 @@ def _read_or_download(spec: DatasetSpec, root: Path, train: bool):
 def fetch(name: str, root: str | Path | None = None) -> Path:
     """Download both splits of dataset ``name`` into ``root`` (default: ``default_root()``)."""
     spec = DATASETS[name]
-    root = Path(root) if root is not None else default_root()
+    root = data_folder(root)
     for train in (True, False):
         _read_or_download(spec, root, train)
     return root
@@ -290,7 +298,10 @@ def load(
     that cannot be found or downloaded is replaced by the embedded digits, with a notice.
     """
     spec = DATASETS[name]
-    root = Path(root) if root is not None else default_root()
+    for field, cap in (("max_per_class", max_per_class), ("max_test", max_test)):
+        if cap is not None:
+            check_int(field, cap, 1, MAX_SAMPLES)
+    root = data_folder(root)
     try:
         train = _read_or_download(spec, root, train=True)
         test = _read_or_download(spec, root, train=False)

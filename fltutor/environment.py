@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from . import __version__
 from .config import default_profile, resolve_device
-from .data import (DATASETS, FALLBACK_SOURCE, DataCorruptError, check_idx_pair, default_root,
+from .data import (DATASETS, FALLBACK_SOURCE, DataCorruptError, check_idx_pair, data_folder,
                    idx_files)
 
 #: How long ``fltutor info`` waits for a download server before calling the machine offline.
@@ -82,7 +82,7 @@ def report(root: str | Path | None = None) -> dict[str, str]:
     import torch
 
     device = resolve_device("auto")
-    root = Path(root) if root is not None else default_root()
+    root = data_folder(root)
     lines = {
         "fltutor": __version__,
         "python": platform.python_version(),

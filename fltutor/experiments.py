@@ -18,32 +18,65 @@ The files of an output folder, and the rules that keep them safe:
 - A folder that holds a run of another configuration is refused, checkpoint or not, and so is a
   damaged, empty or foreign file: one line naming the file, what is wrong and what to do.
 - An output folder that cannot be used (a file, a path under a file, a folder this user cannot
-  write, the empty string) is refused before any data is loaded.
+  write, the empty string, a name with a line break) is refused before any data is loaded.
+- One writer per folder: a folder belongs to the command that first wrote to it (a run's
+  folder is not a sweep's; ``.fltutor.lock`` records which), and to one process at a time
+  (``writing_to``). A second writer is refused at once, naming the holder's PID.
+- Temporary files that a killed writer left (``.NAME.XXXXXXXX``) are removed by the next writer.
+- A file that cannot be written (a full disk) stops the run with one line (``OutputError``)
+  naming it; the files written before are whole, and the same command resumes.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import pickle
+import re
 import secrets
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
+from .checks import OutputError, check_folder
 from .config import FedConfig, check
 from .federation import Federation
 from .viz import metric_curves, partition_heatmap
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
+#: A sweep's settings (``fltutor.sweep``): the file that marks a folder as a sweep's.
+SETTINGS = "sweep.json"
+#: The lock file of an output folder (``writing_to``); it records who writes there.
+LOCK = ".fltutor.lock"
 #: What to do about a damaged or foreign file in an output folder.
 DELETE_OR_MOVE = "delete it, or use another --out"
 
 
 # --- writing files ---------------------------------------------------------------------------------
+
+#: What a file holds, by its ending: the message of a write that failed names it.
+CONTENTS = {".pt": "the checkpoint", ".json": "the results", ".jsonl": "the results",
+            ".png": "a figure", ".csv": "a table"}
+
+
+def write_failed(path: Path, error: OSError) -> OutputError:
+    """The one-line error of a failed write: which file, what it held, why, and what to do."""
+    reason = error.strerror or " ".join(str(error).split())
+    return OutputError(f"{path} could not be written ({CONTENTS.get(path.suffix, 'a file')}): "
+                       f"{reason}; the files written before it are kept: make room, then run "
+                       f"the same command again to resume")
+
+
+#: The name ``new_temporary`` gives a temporary file: the final name between a dot and a dot
+#: and eight hexadecimal digits.
+TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{8}")
+
 
 def new_temporary(path: Path) -> str:
     """A new, empty hidden file beside ``path``, made as any new file of this user is made.
@@ -61,15 +94,36 @@ def new_temporary(path: Path) -> str:
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(temporary_path)``, then rename the result onto ``path`` in one step."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = new_temporary(path)
+    """Call ``write(temporary_path)``, then rename the result onto ``path`` in one step.
+
+    A write that fails for the system's reasons (``OSError``: a full disk) is an ``OutputError``
+    naming ``path``; the temporary file is removed and ``path`` keeps what it held.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = new_temporary(path)
+    except OSError as error:
+        raise write_failed(path, error) from None
     try:
         write(temporary)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise write_failed(path, error) from None
         raise
+
+
+def save_tensors(state: dict, temporary: str) -> None:
+    """``torch.save``, whose failure to write is an ``OSError`` like any other file's.
+
+    torch reports a full disk as a ``RuntimeError`` from its zip writer ("unexpected pos ...").
+    """
+    try:
+        torch.save(state, temporary)
+    except RuntimeError as error:
+        raise OSError(errno.EIO, f"torch.save failed, the disk may be full "
+                                 f"({' '.join(str(error).split())[:80]})") from error
 
 
 def write_json(path: Path, payload) -> None:
@@ -192,19 +246,20 @@ def refuse_other_config(out_dir: Path, file: str, held: dict, config: FedConfig)
                          f"or delete that folder to replace it")
 
 
-def usable_out_dir(out_dir: str | Path) -> Path:
+def usable_out_dir(out_dir: str | Path, command: str | None = None) -> Path:
     """``out_dir`` as a Path, once it is known to be a folder this user can write or create.
 
+    With ``command`` (``run_command``, or a sweep's), the folder must also be free for it: not
+    another command's (``refuse_other_command``), and no other process writing to it.
     Nothing is created here: a run refused later for another reason leaves no folder behind.
     """
     text = str(out_dir)
     check(text.strip() != "", "out", text, "a folder name (the empty string would mean the "
           "current folder)")
+    check(text.isprintable(), "out", text, "a folder name without line breaks or other control "
+          "characters (a pasted command's newline, most likely)")
+    check_folder("out", text)
     path = Path(out_dir)
-    check(not path.exists() or path.is_dir(), "out", text, "a folder, not an existing file")
-    above = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()),
-                 None)
-    check(above is None, "out", text, f"a folder, but it lies under the file {above}")
     nearest = next(folder for folder in (path, *path.parents) if folder.exists())
     try:  # a real test: permissions alone do not tell (root ignores them; a disk may be read-only)
         with tempfile.TemporaryFile(dir=nearest):
@@ -212,18 +267,151 @@ def usable_out_dir(out_dir: str | Path) -> Path:
     except OSError as error:
         raise ValueError(f"out={text!r} is not allowed: it must be a folder this user can "
                          f"write ({error.strerror})") from None
+    if command is not None and path.is_dir():
+        refuse_other_command(path, command)
+        refuse_if_held(path)
     return path
+
+
+# --- one writer per folder ----------------------------------------------------------------------
+
+#: The command that makes each kind of run, by the name of its configuration's class (this
+#: module cannot import the recipes: they import it).
+RUN_COMMANDS = {"FedConfig": "fedavg", "CRPAConfig": "crpa", "ByzantineConfig": "byzantine",
+                "CuriousConfig": "curious", "InversionConfig": "invert"}
+
+
+def run_command(config: Any) -> str:
+    """The fltutor command that makes a run of ``config`` (its class's name, for another)."""
+    name = type(config).__name__
+    return RUN_COMMANDS.get(name, name)
+
+
+def lock_record(out_dir: Path) -> dict:
+    """What ``out_dir``'s lock file records: ``command`` and the ``pid`` of its last writer.
+
+    Empty if there is none, or if it cannot be read (a writer may be filling it in): the record
+    only makes messages clearer; the lock itself is the kernel's.
+    """
+    try:
+        record = json.loads((out_dir / LOCK).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def refuse_other_command(out_dir: Path, command: str) -> None:
+    """Stop unless ``out_dir`` is new or holds the output of ``command``.
+
+    The lock file names the command that wrote the folder; a folder written before fltutor kept
+    one is told by its files: ``sweep.json`` is a sweep's, ``metrics.json`` or the checkpoint a
+    single run's. A sweep would otherwise mix its runs with another's results, and a run would
+    scatter its files among a sweep's.
+    """
+    held = lock_record(out_dir).get("command")
+    if held is not None and held != command:
+        raise ValueError(f"out={str(out_dir)!r} is not allowed: it holds the output of `fltutor "
+                         f"{held}` ({LOCK}), not of `fltutor {command}`; use another --out")
+    is_sweep = command.startswith("sweep ")
+    marks = (METRICS, CHECKPOINT) if is_sweep else (SETTINGS,)
+    mark = next((name for name in marks if (out_dir / name).exists()), None)
+    if mark is not None:
+        held = "a single run" if is_sweep else "a sweep"
+        raise ValueError(f"out={str(out_dir)!r} is not allowed: it holds {held} ({mark}), not "
+                         f"the output of `fltutor {command}`; use another --out")
+
+
+def take_lock(descriptor: int) -> bool:
+    """Lock the open file ``descriptor`` for this process alone; False if another holds it.
+
+    ``flock`` does not wait (``LOCK_NB``): a second writer is told at once. The kernel lets go
+    of the lock when its holder closes the file or ends, however it ends (``kill -9``, a crash).
+    """
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def held_by_another(out_dir: Path) -> ValueError:
+    """The one-line refusal of a folder another process writes to, naming that process."""
+    record = lock_record(out_dir)
+    holder = (f"process {record['pid']} (`fltutor {record.get('command')}`)" if "pid" in record
+              else "another process")
+    return ValueError(f"out={str(out_dir)!r} is not allowed: {holder} is writing to it now; "
+                      f"wait until it ends, or use another --out")
+
+
+def refuse_if_held(out_dir: Path) -> None:
+    """Stop if another process holds ``out_dir``'s lock now; takes and creates nothing."""
+    try:
+        descriptor = os.open(out_dir / LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        if not take_lock(descriptor):
+            raise held_by_another(out_dir)
+    finally:
+        os.close(descriptor)  # lets go of the lock if it was taken
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[str]:
+    """Remove the temporary files of killed writes from ``out_dir``; their names.
+
+    Called by the folder's lock holder only: no other process writes there, so every temporary
+    file in it is one that a killed writer left half-written.
+    """
+    stale = [path for path in out_dir.iterdir()
+             if TEMPORARY_NAME.fullmatch(path.name) and path.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return [path.name for path in stale]
+
+
+@contextmanager
+def writing_to(out_dir: Path, command: str) -> Iterator[Path]:
+    """Hold ``out_dir`` for ``command`` while the body writes to it: the folder's one writer.
+
+    The lock is ``flock`` on the folder's lock file (``take_lock``): another process is refused
+    at once, and a writer that dies lets go without help, so a killed run never blocks the next.
+    Once the lock is held, the folder is checked to be ``command``'s (another process may have
+    written it since it was first checked), the lock file records ``command`` and this
+    process's PID (so that a refused process can name the holder), and temporary files left
+    by killed writes are removed. The lock file itself stays: a process that opened it before
+    its removal would lock a file no other process sees.
+    """
+    path = out_dir / LOCK
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as error:
+        raise write_failed(path, error) from None
+    try:
+        if not take_lock(descriptor):
+            raise held_by_another(out_dir)
+        refuse_other_command(out_dir, command)
+        try:
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, json.dumps({"command": command, "pid": os.getpid()}).encode())
+        except OSError as error:
+            raise write_failed(path, error) from None
+        remove_stale_temporaries(out_dir)
+        yield out_dir
+    finally:
+        os.close(descriptor)  # lets go of the lock
 
 
 def claim_out_dir(out_dir: str | Path, config: FedConfig, force: bool = False) -> dict | None:
     """Check that ``out_dir`` may take the run of ``config``, before any data is loaded.
 
     Returns the metrics of this very run if the folder holds it finished (and ``force`` is off):
-    there is nothing left to compute. Refuses an unusable folder, a damaged file, and a folder
-    holding another configuration's run.
+    there is nothing left to compute. Refuses an unusable folder, a damaged file, a folder
+    holding another configuration's run or another command's output, and a folder that another
+    process writes to.
     """
     check(isinstance(force, bool), "force", force, "True or False")
-    out_dir = usable_out_dir(out_dir)
+    out_dir = usable_out_dir(out_dir, run_command(config))
     metrics = read_metrics(out_dir)
     if metrics is not None:
         refuse_other_config(out_dir, METRICS, metrics["config"], config)
@@ -260,7 +448,7 @@ def resume(federation: Federation, out_dir: Path) -> None:
 def save_progress(federation: Federation, out_dir: Path, extra: dict | None = None) -> None:
     """Write metrics.json and the checkpoint for the rounds done so far."""
     state = {"config": config_json(federation.config), "federation": federation.state_dict()}
-    atomic_write(out_dir / CHECKPOINT, lambda temporary: torch.save(state, temporary))
+    atomic_write(out_dir / CHECKPOINT, lambda temporary: save_tensors(state, temporary))
     write_json(out_dir / METRICS, results(federation, extra))
 
 
@@ -311,26 +499,30 @@ def run_in_claimed_dir(federation: Federation, out_dir: Path, progress: bool = T
     """``run_to_disk`` in a folder that ``claim_out_dir`` has checked already (and left to run).
 
     The commands claim their folder before they load any data, so that a finished run costs
-    nothing; they then come here, and the folder's files are not read a second time.
+    nothing; they then come here, and write while they hold the folder's lock (``writing_to``).
     """
-    resume(federation, out_dir)
-    summarise = extra_summary or (lambda _: {})
+    check(isinstance(progress, bool), "progress", progress, "True or False")
+    with writing_to(out_dir, run_command(federation.config)):
+        resume(federation, out_dir)
+        summarise = extra_summary or (lambda _: {})
 
-    def save(fed: Federation) -> None:
-        save_progress(fed, out_dir, summarise(fed))
-        if after_round is not None:
-            after_round(fed)
+        def save(fed: Federation) -> None:
+            save_progress(fed, out_dir, summarise(fed))
+            if after_round is not None:
+                after_round(fed)
 
-    federation.run(progress=progress, after_round=save)
-    final = results(federation, summarise(federation))
-    save_figure(metric_curves({"global model": federation.history}), out_dir / "accuracy.png")
-    save_figure(partition_heatmap(federation.class_counts(), list(federation.data.class_names)),
-                out_dir / "partition.png")
-    if finish is not None:
-        finish(federation, final, out_dir)
-    final["finished"] = True
-    write_json(out_dir / METRICS, final)
-    (out_dir / CHECKPOINT).unlink(missing_ok=True)
+        federation.run(progress=progress, after_round=save)
+        final = results(federation, summarise(federation))
+        save_figure(metric_curves({"global model": federation.history}),
+                    out_dir / "accuracy.png")
+        save_figure(partition_heatmap(federation.class_counts(),
+                                      list(federation.data.class_names)),
+                    out_dir / "partition.png")
+        if finish is not None:
+            finish(federation, final, out_dir)
+        final["finished"] = True
+        write_json(out_dir / METRICS, final)
+        (out_dir / CHECKPOINT).unlink(missing_ok=True)
     return final
 
 

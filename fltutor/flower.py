@@ -383,5 +383,11 @@ def to_bytes(value: Any) -> bytes:
 
 def from_bytes(data: bytes) -> Any:
     """``to_bytes``'s value again. ``weights_only``: tensors and plain containers only, because
-    unpickling anything else from a peer could run that peer's code."""
-    return torch.load(io.BytesIO(data), weights_only=True)
+    unpickling anything else from a peer could run that peer's code; such a payload, or bytes
+    that are no ``torch.save`` at all, are one line."""
+    try:
+        return torch.load(io.BytesIO(data), weights_only=True)
+    except Exception as error:  # UnpicklingError, zip errors, EOFError...: nothing was run
+        raise ValueError(f"payload of {len(data)} bytes is not allowed: it must be tensors in "
+                         f"plain containers, as to_bytes writes them ({type(error).__name__}; "
+                         f"nothing in it was run)") from None

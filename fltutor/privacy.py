@@ -204,7 +204,7 @@ PRIVACY_FIELDS = {"kind": "a text", "noise": "a number", "clip": "a number", "sc
                   "success": "a number or null",
                   **{field: "a number or null" for field in RECONSTRUCTION_FIELDS},
                   "rounds": "an integer", "seconds": "a number"}
-PRIVACY_RESULTS = Results(PrivacyKey, PRIVACY_FIELDS)
+PRIVACY_RESULTS = Results(PrivacyKey, PRIVACY_FIELDS, "sweep privacy")
 
 
 def scenario_config(profile: str, key: PrivacyKey, shared: dict[str, Any] | None = None
@@ -364,7 +364,11 @@ def run_privacy(out_dir: str | Path, kinds: list[str] | None = None,
               values, "a non-empty list")
     for kind in kinds:
         check_choice("kind", kind, [NO_DP, *dp_kinds()])
-    out_dir = usable_out_dir(out_dir)
+    if all(kind == NO_DP for kind in kinds):  # then a noise or a clipping norm changes nothing
+        for name, values in (("noises", noises), ("clips", clips)):
+            check(values is None, name, values, f"left out with kinds {NO_DP} alone, which adds "
+                  f"no noise and clips nothing")
+    out_dir = usable_out_dir(out_dir, PRIVACY_RESULTS.command)
     keys = [PrivacyKey(kind, noise, clip, scenario, s)
             for kind, noise, clip in settings_of(kinds, noises, clips)
             for scenario in dict.fromkeys(scenarios)
@@ -380,10 +384,9 @@ def run_privacy(out_dir: str | Path, kinds: list[str] | None = None,
                 **{field: summary.get(field) for field in RECONSTRUCTION_FIELDS},
                 "rounds": summary["rounds"], "seconds": summary["total_seconds"]}
 
-    results = run_planned("privacy", planned, sweep_settings(profile, shared), out_dir,
-                          PRIVACY_RESULTS, run_scenario, line, progress, force)
-    write_privacy(results, out_dir)
-    return results
+    return run_planned("privacy", planned, sweep_settings(profile, shared), out_dir,
+                       PRIVACY_RESULTS, run_scenario, line,
+                       lambda results: write_privacy(results, out_dir), progress, force)
 
 
 def sweep_settings(profile: str, shared: dict[str, Any] | None) -> dict:

@@ -43,8 +43,9 @@ import numpy as np
 from .checks import check, check_choice, check_int
 from .config import FedConfig
 from .data import DATASETS
-from .experiments import (atomic_write, check_fields, config_json, differences, read_json,
-                          save_figure, unusable, usable_out_dir, write_json)
+from .experiments import (SETTINGS, atomic_write, check_fields, config_json, differences,
+                          read_json, save_figure, unusable, usable_out_dir, write_json,
+                          writing_to)
 from .partition import STUDY_ALPHAS
 
 if TYPE_CHECKING:  # the recipes are imported when a sweep runs: the GAN's imports take seconds
@@ -52,7 +53,6 @@ if TYPE_CHECKING:  # the recipes are imported when a sweep runs: the GAN's impor
     from .recipes.crpa import CRPAConfig
 
 RESULTS = "results.jsonl"
-SETTINGS = "sweep.json"
 #: Seeds per setting of a sweep: figure 4 with 100 seeds is already 9,000 runs.
 MAX_SWEEP_SEEDS = 100
 
@@ -64,11 +64,14 @@ class Results:
     """A sweep's ``results.jsonl``: one line per finished run, the fields of its ``key`` first.
 
     ``key`` is a frozen dataclass with a ``name`` (the run's folder under ``runs/``) whose fields
-    tell one run from another; ``fields`` are every field of a line and what it must hold.
+    tell one run from another; ``fields`` are every field of a line and what it must hold;
+    ``command`` is the fltutor command whose folders hold such results (a folder is one
+    command's: ``fltutor.experiments.refuse_other_command``).
     """
 
     key: type
     fields: dict[str, str]
+    command: str
 
     def read(self, out_dir: Path) -> list[dict]:
         """The lines of ``out_dir``'s results.jsonl, each checked against ``fields``."""
@@ -103,6 +106,14 @@ class Results:
         return self.key(**{f.name: result[f.name] for f in dataclasses.fields(self.key)})
 
 
+def check_base(base: Any, expected: type) -> None:
+    """Refuse a sweep's ``base`` that is not an ``expected`` config (a dict, say), in one line
+    rather than with an AttributeError from deep inside the sweep."""
+    if not isinstance(base, expected):
+        raise TypeError(f"base={type(base).__name__} is not allowed: it must be a "
+                        f"{expected.__name__} ({expected.__name__}.from_profile(...) makes one)")
+
+
 def shared_settings(base: FedConfig, per_run: tuple[str, ...]) -> dict:
     """The settings every run of a sweep shares: ``base`` without the fields set per run."""
     shared = config_json(base)
@@ -125,33 +136,41 @@ def claim_directory(out_dir: Path, settings: dict) -> None:
 
 def run_planned(label: str, configs: dict, shared: dict, out_dir: Path, results: Results,
                 run: Callable[..., dict], line: Callable[[Any, dict], dict],
-                progress: bool = True, force: bool = False) -> list[dict]:
+                finish: Callable[[list[dict]], Any], progress: bool = True,
+                force: bool = False) -> list[dict]:
     """The loop of every sweep: run each of ``configs`` (key -> config) not yet in results.jsonl.
 
-    ``out_dir`` is claimed for the ``shared`` settings first. Each run goes to ``runs/NAME/``
-    through ``run(config, folder, progress=False, force=..., after_round=...)``, which resumes
-    an interrupted run from its checkpoint; its line, ``line(key, summary)``, is recorded as
-    soon as it finishes. Returns every line of results.jsonl. The progress bar counts runs and
-    names the run and round in progress.
+    The sweep holds ``out_dir``'s lock throughout (``writing_to``), and claims the folder for
+    the ``shared`` settings first. Each run goes to ``runs/NAME/`` through ``run(config, folder,
+    progress=False, force=..., after_round=...)``, which resumes an interrupted run from its
+    checkpoint; its line, ``line(key, summary)``, is recorded as soon as it finishes. Then
+    ``finish(lines)`` draws the sweep's figures from every line of results.jsonl, which are
+    returned. The progress bar counts runs and names the run and round in progress.
     """
     from tqdm.auto import tqdm
 
     check(isinstance(force, bool), "force", force, "True or False")
-    claim_directory(out_dir, shared)
-    finished = set() if force else {results.key_of(result) for result in results.read(out_dir)}
-    keys = list(configs)
-    todo = [key for key in keys if key not in finished]
-    with tqdm(total=len(keys), initial=len(keys) - len(todo), desc=label, unit="run",
-              disable=not progress) as bar:
-        for number, key in enumerate(todo, start=len(keys) - len(todo) + 1):
-            where = f"run {number} of {len(keys)} ({key.name})"
-            bar.set_postfix_str(f"{where}, starting")
-            metrics = run(configs[key], out_dir / "runs" / key.name, progress=False, force=force,
-                          after_round=lambda fed: bar.set_postfix_str(
-                              f"{where}, round {fed.rounds_done} of {fed.config.num_rounds}"))
-            results.record(out_dir, line(key, metrics["summary"]))
-            bar.update(1)
-    return results.read(out_dir)
+    check(isinstance(progress, bool), "progress", progress, "True or False")
+    with writing_to(out_dir, results.command):
+        claim_directory(out_dir, shared)
+        finished = (set() if force else
+                    {results.key_of(result) for result in results.read(out_dir)})
+        keys = list(configs)
+        todo = [key for key in keys if key not in finished]
+        with tqdm(total=len(keys), initial=len(keys) - len(todo), desc=label, unit="run",
+                  disable=not progress) as bar:
+            for number, key in enumerate(todo, start=len(keys) - len(todo) + 1):
+                where = f"run {number} of {len(keys)} ({key.name})"
+                bar.set_postfix_str(f"{where}, starting")
+                metrics = run(configs[key], out_dir / "runs" / key.name, progress=False,
+                              force=force, after_round=lambda fed: bar.set_postfix_str(
+                                  f"{where}, round {fed.rounds_done} of "
+                                  f"{fed.config.num_rounds}"))
+                results.record(out_dir, line(key, metrics["summary"]))
+                bar.update(1)
+        lines = results.read(out_dir)
+        finish(lines)
+    return lines
 
 
 # --- the CRPA study's figures ---------------------------------------------------------------------
@@ -184,7 +203,7 @@ class RunKey:
                 f"-{'dp' if self.dp else 'nodp'}-seed{self.seed}")
 
 
-CRPA_RESULTS = Results(RunKey, RESULT_FIELDS)
+CRPA_RESULTS = Results(RunKey, RESULT_FIELDS, "sweep figure4, figure6 or figure8")
 
 
 def read_results(out_dir: Path) -> list[dict]:
@@ -250,11 +269,12 @@ def run_sweep(figure: str, base: CRPAConfig, out_dir: str | Path, seeds: int = 1
     Every run's configuration, the folder and the files already in it are checked before the
     first run starts. When every planned run is done, the figure is drawn (``FIGURE_FILES``).
     """
-    from .recipes.crpa import run_crpa
+    from .recipes.crpa import CRPAConfig, run_crpa
 
+    check_base(base, CRPAConfig)
     check_int("seeds", seeds, 1, MAX_SWEEP_SEEDS)
     check(isinstance(force, bool), "force", force, "True or False")
-    out_dir = usable_out_dir(out_dir)
+    out_dir = usable_out_dir(out_dir, CRPA_RESULTS.command)
     keys = plan(figure, base.num_classes, seeds, pairs, CRPA_RESULTS.read(out_dir), base.seed)
     configs = {key: config_for(base, key) for key in keys}  # validates every run up front
 
@@ -264,11 +284,12 @@ def run_sweep(figure: str, base: CRPAConfig, out_dir: str | Path, seeds: int = 1
                 "epsilon": summary.get("epsilon"), "rounds": summary["rounds"],
                 "seconds": summary["total_seconds"]}
 
-    results = run_planned(figure, configs, shared_settings(base, CRPA_PER_RUN), out_dir,
-                          CRPA_RESULTS, run_crpa, line, progress, force)
-    draw_figure(figure, [r for r in results if r["figure"] == figure], out_dir,
-                DATASETS[base.dataset].class_names)
-    return results
+    def finish(results: list[dict]) -> None:
+        draw_figure(figure, [r for r in results if r["figure"] == figure], out_dir,
+                    DATASETS[base.dataset].class_names)
+
+    return run_planned(figure, configs, shared_settings(base, CRPA_PER_RUN), out_dir,
+                       CRPA_RESULTS, run_crpa, line, finish, progress, force)
 
 
 def draw_figure(figure: str, results: list[dict], out_dir: Path,
@@ -328,7 +349,7 @@ class RobustnessKey:
         return f"{self.attack}-{self.aggregator}-m{self.malicious}-{split}-seed{self.seed}"
 
 
-ROBUSTNESS_RESULTS = Results(RobustnessKey, ROBUSTNESS_FIELDS)
+ROBUSTNESS_RESULTS = Results(RobustnessKey, ROBUSTNESS_FIELDS, "sweep robustness")
 
 
 def robustness_attacks() -> list[str]:
@@ -378,6 +399,10 @@ def possible_runs(base: ByzantineConfig, keys: list[RobustnessKey]) -> dict:
         except ValueError as error:
             robustness_config(base, dataclasses.replace(key, attack="none", aggregator="mean"))
             left_out.setdefault(str(error), []).append(key.name)
+    if not configs:
+        raise ValueError(f"the grid of {len(keys)} run(s) is not allowed: none of them can be "
+                         f"done ({next(iter(left_out))}); change its rules or numbers of "
+                         f"malicious clients")
     for error, names in left_out.items():
         print(f"not run: {len(names)} run(s) such as {names[0]} ({error})")
     return configs
@@ -398,8 +423,9 @@ def run_robustness(base: ByzantineConfig, out_dir: str | Path, attacks: list[str
     if some run measured it). Returns all results so far.
     """
     from .aggregators import AGGREGATORS
-    from .recipes.byzantine import run_byzantine
+    from .recipes.byzantine import ByzantineConfig, run_byzantine
 
+    check_base(base, ByzantineConfig)
     check_int("seeds", seeds, 1, MAX_SWEEP_SEEDS)
     check(isinstance(force, bool), "force", force, "True or False")
     grid = {"attacks": robustness_attacks() if attacks is None else attacks,
@@ -408,7 +434,7 @@ def run_robustness(base: ByzantineConfig, out_dir: str | Path, attacks: list[str
     for name, values in grid.items():
         check(isinstance(values, (list, tuple)) and len(values) > 0, name, values,
               "a non-empty list")
-    out_dir = usable_out_dir(out_dir)
+    out_dir = usable_out_dir(out_dir, ROBUSTNESS_RESULTS.command)
     keys = [RobustnessKey(attack, rule, count, alpha, seed)
             for attack, rule, count, alpha in itertools.product(
                 *(dict.fromkeys(values) for values in grid.values()))
@@ -422,11 +448,9 @@ def run_robustness(base: ByzantineConfig, out_dir: str | Path, attacks: list[str
                                                         "final_backdoor_success")},
                 "rounds": summary["rounds"], "seconds": summary["total_seconds"]}
 
-    results = run_planned("robustness", configs, shared_settings(base, ROBUSTNESS_PER_RUN),
-                          out_dir, ROBUSTNESS_RESULTS, run_byzantine, line, progress,
-                          force)
-    draw_robustness(results, out_dir)
-    return results
+    return run_planned("robustness", configs, shared_settings(base, ROBUSTNESS_PER_RUN),
+                       out_dir, ROBUSTNESS_RESULTS, run_byzantine, line,
+                       lambda results: draw_robustness(results, out_dir), progress, force)
 
 
 def draw_robustness(results: list[dict], out_dir: Path) -> list[Path]:

@@ -10,21 +10,28 @@ train, and it must leave no output folder behind.
 
 from __future__ import annotations
 
+import io
 import math
 import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from fltutor.aggregators import mean
+from fltutor.aggregators import Dnc, NormClipping, mean
 from fltutor.attacks.crpa import CRPA, LabelFlip
 from fltutor.attacks.curious import CuriousClient
 from fltutor.attacks.gan import GANSettings
 from fltutor.config import FedConfig
+from fltutor.data import load
+from fltutor.defenses.client_dp import ClientDPConfig
 from fltutor.defenses.dp import DPConfig
+from fltutor.flower import from_bytes
+from fltutor.recipes.byzantine import ByzantineConfig
 from fltutor.recipes.crpa import CRPAConfig
 from fltutor.recipes.curious import CuriousConfig
+from fltutor.recipes.inversion import InversionConfig
 from fltutor.models import Classifier, Generator, LeNet5, load_flat_parameters
 from fltutor.partition import dirichlet, iid, one_class_per_client, shards, split
 from fltutor.training import LocalTraining
@@ -49,6 +56,13 @@ ABSENT_DEVICES = ["cuda:99"] + [name for name, present in
 def changed(config, name, value):
     """Set one field of a finished config (as a notebook cell might)."""
     setattr(config, name, value)
+
+
+def foreign_payload() -> bytes:
+    """What a peer could send instead of tensors: a pickled object of another class."""
+    buffer = io.BytesIO()
+    torch.save(Path("planted"), buffer)
+    return buffer.getvalue()
 
 
 def training(**fields) -> LocalTraining:
@@ -228,6 +242,27 @@ PYTHON_CASES = [
     (lambda: CuriousClient(prior="autoencoder", latent_dim=0), "latent_dim=0"),
     (lambda: CuriousConfig(mode="fedprox"), "mode='fedprox'"),
     (lambda: CuriousConfig(num_rounds=5, curious_options=dict(rounds=(1, 6))), "rounds=(1, 6)"),
+    # upper bounds that a typo's extra digits would pass, when made and when set
+    (lambda: NormClipping(max_norm=1e300), "max_norm=1e+300"),
+    (lambda: changed(NormClipping(), "max_norm", 1e300), "max_norm=1e+300"),
+    (lambda: Dnc(subsample_dim=2**70), f"subsample_dim={2**70}"),
+    (lambda: changed(Dnc(), "subsample_dim", 2**70), f"subsample_dim={2**70}"),
+    (lambda: ClientDPConfig(count_noise=1e300), "count_noise=1e+300"),
+    (lambda: changed(ClientDPConfig(), "count_noise", 1e300), "count_noise=1e+300"),
+    (lambda: InversionConfig(iterations=10**12), "iterations=1000000000000"),
+    (lambda: changed(InversionConfig(), "iterations", 10**12), "iterations=1000000000000"),
+    # the Python API below the configs
+    (lambda: load("mnist", max_per_class=-1), "max_per_class=-1"),
+    (lambda: load("mnist", max_per_class=0), "max_per_class=0"),
+    (lambda: load("mnist", max_test=-5), "max_test=-5"),
+    (lambda: load("mnist", __file__), "root="),
+    (lambda: FedConfig(data_root=__file__), "data_root="),
+    (lambda: mean(torch.tensor([[1.0, math.nan], [0.0, 1.0]]), torch.ones(2)), "row(s) [0]"),
+    (lambda: mean(torch.tensor([[1.0, 0.0], [math.inf, 1.0]]), torch.ones(2)), "row(s) [1]"),
+    (lambda: ByzantineConfig.from_profile("quick", aggregator="krum", aggregator_options="x=1"),
+     "aggregator_options='x=1'"),
+    (lambda: from_bytes(foreign_payload()), "payload of"),
+    (lambda: from_bytes(b"not a torch.save"), "payload of"),
 ]
 
 
@@ -324,6 +359,11 @@ CLI_CASES = [
     ("info --root ''", "argument --root: '' is not allowed"),  # not the current folder
     ("data fetch --root ''", "argument --root: '' is not allowed"),
     ("data fetch --dataset cifar10", "'cifar10'"),
+    ("byzantine --profile quick --attack sign-flip --malicious 1 --aggregator norm-clipping "
+     "--aggregator-option max_norm=1e300", "max_norm=1e+300"),
+    ("byzantine --profile quick --attack sign-flip --malicious 1 --aggregator dnc "
+     f"--aggregator-option subsample_dim={2**70}", f"subsample_dim={2**70}"),
+    ("sweep privacy --kinds none --noises 0.5", "noises=[0.5]"),
 ]
 
 
@@ -331,7 +371,7 @@ CLI_CASES = [
 def test_a_bad_option_is_exit_2_and_one_line_before_any_work(command, named, tmp_path, capsys):
     out_dir = tmp_path / "out"
     argv = shlex.split(command)
-    if argv[0] in ("fedavg", "crpa", "sweep", "curious"):
+    if argv[0] in ("fedavg", "crpa", "byzantine", "sweep", "curious"):
         argv += ["--out", str(out_dir), "--no-progress"]
         if "--data-root" not in argv:
             argv += ["--data-root", str(tmp_path / "nodata")]

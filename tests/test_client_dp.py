@@ -254,8 +254,8 @@ FINITE = "is not allowed: it must be a finite number"
      "target_quantile=1.5 is not allowed: it must be a number with 0 < target_quantile < 1"),
     (dict(clip_learning_rate=0.0), f"clip_learning_rate=0.0 {FINITE} > 0.0 and <= 1000.0"),
     (dict(clip_learning_rate=-0.2), f"clip_learning_rate=-0.2 {FINITE} > 0.0 and <= 1000.0"),
-    (dict(count_noise=0.0), f"count_noise=0.0 {FINITE} > 0.0"),
-    (dict(count_noise=-1.0), f"count_noise=-1.0 {FINITE} > 0.0"),
+    (dict(count_noise=0.0), f"count_noise=0.0 {FINITE} > 0.0 and <= 1000"),
+    (dict(count_noise=-1.0), f"count_noise=-1.0 {FINITE} > 0.0 and <= 1000"),
 ])
 def test_bad_client_dp_settings_fail_in_one_line_naming_the_value(settings, message):
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):  # the whole message: one line

@@ -11,6 +11,10 @@ runs a sweep really does.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -183,3 +187,35 @@ def test_bad_command_input_is_one_line_exit_2(arguments, named, tmp_path, monkey
     forbid_runs(monkeypatch, run_curious)
     code, out, err = run_cli(backfire(tmp_path / "sweep", *arguments), capsys)
     assert code == 2 and named in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+#: A backfire sweep of defense "none" in a process of its own, on one thread like these tests.
+SWEEP_PROCESS = ("import json, sys, torch\n"
+                 "from fltutor.backfire import run_backfire\n"
+                 "from fltutor.recipes.curious import CuriousConfig\n"
+                 "torch.set_num_threads(1)\n"
+                 "base = CuriousConfig.from_profile('quick', **json.loads(sys.argv[2]))\n"
+                 "run_backfire(base, sys.argv[1], defenses=['none'], progress=False)")
+
+
+def test_a_sweep_killed_mid_run_resumes_to_the_uninterrupted_results(tmp_path, capsys):
+    """SIGKILL in the second run's second round leaves a results line, that run's checkpoint
+    and a lock file whose holder is dead; started again, the sweep runs only the rest."""
+    settings = {**TINY, "num_rounds": 3}
+    whole = run_backfire(tiny(num_rounds=3), tmp_path / "whole", defenses=["none"],
+                         progress=False)
+    folder = tmp_path / "killed"
+    checkpoint = folder / "runs" / "none-sign-flip-seed0" / "checkpoint.pt"
+    sweep = subprocess.Popen([sys.executable, "-c", SWEEP_PROCESS, str(folder),
+                              json.dumps(settings)])
+    while not checkpoint.exists() and sweep.poll() is None:
+        time.sleep(0.02)
+    sweep.send_signal(signal.SIGKILL)
+    assert sweep.wait() == -signal.SIGKILL, "the sweep ended before its second run saved a round"
+    assert len(BACKFIRE_RESULTS.read(folder)) == 1
+    capsys.readouterr()
+
+    resumed = run_backfire(tiny(num_rounds=3), folder, defenses=["none"], progress=False)
+    assert "resuming" in capsys.readouterr().out
+    without_seconds = [{k: v for k, v in r.items() if k != "seconds"} for r in resumed]
+    assert without_seconds == [{k: v for k, v in r.items() if k != "seconds"} for r in whole]

@@ -69,7 +69,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar
 import torch
 
 from ..aggregators import Aggregate
-from ..checks import (MAX_CLIP, MAX_RATE, MAX_ROUNDS, check, check_between_zero_and_one,
+from ..checks import (MAX_CLIENTS, MAX_CLIP, MAX_RATE, MAX_ROUNDS, check, check_between_zero_and_one,
                       check_int, check_number)
 from ..parts import DEFENSES, Defense
 from .dp import accountant_epsilon
@@ -121,8 +121,8 @@ class ClientDPConfig(Defense):
         if self.target_quantile is not None:
             check_between_zero_and_one("target_quantile", self.target_quantile)
         check_number("clip_learning_rate", self.clip_learning_rate, 0.0, MAX_RATE, open_low=True)
-        if self.count_noise is not None:
-            check_number("count_noise", self.count_noise, 0.0, open_low=True)
+        if self.count_noise is not None:  # noise far above the count (m <= 1,000) buries it
+            check_number("count_noise", self.count_noise, 0.0, MAX_CLIENTS, open_low=True)
 
     @property
     def adaptive(self) -> bool:

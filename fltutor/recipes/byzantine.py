@@ -106,7 +106,10 @@ def named_aggregator(values: dict[str, Any], malicious: int) -> dict[str, Any]:
     2
     """
     values = dict(values)
-    options = dict(values.pop("aggregator_options", None) or {})
+    options = values.pop("aggregator_options", None) or {}
+    check(isinstance(options, dict), "aggregator_options", options,
+          "a dict of the rule's options, e.g. {'num_malicious': 2}")
+    options = dict(options)
     name = values.get("aggregator", "mean")
     if isinstance(name, str):
         rule = AGGREGATORS[name]

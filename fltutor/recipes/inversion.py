@@ -24,11 +24,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..attacks.inversion import METHODS, Callback, Inversion, Knowledge, invert, observed_by
-from ..checks import (MAX_SAMPLES, MAX_SEED, Checked, check, check_bool, check_choice, check_int)
+from ..attacks.inversion import (MAX_ITERATIONS, METHODS, Callback, Inversion, Knowledge, invert,
+                                 observed_by)
+from ..checks import (MAX_SAMPLES, MAX_SEED, Checked, check, check_bool, check_choice,
+                      check_folder, check_int)
 from ..config import FedConfig, resolve_device
 from ..data import DATASETS, Data, load
-from ..experiments import claim_out_dir, save_figure, usable_out_dir, write_json
+from ..experiments import (claim_out_dir, run_command, save_figure, usable_out_dir, write_json,
+                           writing_to)
 from ..federation import Federation
 from ..metrics import evaluate, reconstruction_scores
 from ..models import MODELS
@@ -66,14 +69,18 @@ class InversionConfig(Checked):
         check_choice("model", self.model, MODELS.names())
         check_choice("dataset", self.dataset, DATASETS.names())
         self.knowledge()  # batch_size, local_steps, local_lr
+        # at most the inversion's own bound, which would otherwise refuse it only at the attack
         check(self.iterations is None or (isinstance(self.iterations, int) and
                                           not isinstance(self.iterations, bool)
-                                          and self.iterations >= 1), "iterations",
-              self.iterations, "an integer >= 1, or None for the method's default")
+                                          and 1 <= self.iterations <= MAX_ITERATIONS),
+              "iterations", self.iterations, f"an integer >= 1 and <= {MAX_ITERATIONS}, or None "
+              f"for the method's default")
         check_int("trained_rounds", self.trained_rounds, 0, MAX_TRAINED_ROUNDS)
         check_int("first_image", self.first_image, 0, MAX_SAMPLES)
         check_int("seed", self.seed, 0, MAX_SEED)
         check(isinstance(self.device, str), "device", self.device, "a device name")
+        if self.data_root is not None:
+            check_folder("data_root", self.data_root)
         check_bool("allow_fallback", self.allow_fallback)
 
     def knowledge(self, image_shape: tuple[int, ...] = (1, 28, 28)) -> Knowledge:
@@ -177,27 +184,29 @@ def run_inversion(config: InversionConfig, out_dir: str | Path, progress: bool =
     A folder that holds this run finished is read back instead (unless ``force``); one holding
     another configuration is refused, before any data is loaded.
     """
+    check_bool("progress", progress)
     finished = claim_out_dir(out_dir, config, force)
     if finished is not None:
         return finished
     out_dir = usable_out_dir(out_dir)
     start = time.perf_counter()
     data = load_for(config)
-    model, rounds = victim_model(config, data)
-    accuracy = evaluate(model, data.test_x, data.test_y, data.num_classes).accuracy
-    batch = invert_test_batch(config, model, data, callback)
-    result, scores = batch.result, batch.scores
-    summary = {"rounds": config.trained_rounds, "final_test_accuracy": accuracy,
-               "iterations_run": result.iterations, "final_loss": result.losses[-1]
-               if result.losses else None, **scores,
-               "total_seconds": round(time.perf_counter() - start, 3)}
-    final = {"config": config.to_dict(), "data_source": data.source, "rounds": rounds,
-             "iterations": batch.trace, "true_labels": batch.labels.tolist(),
-             "recovered_labels": result.labels.tolist(), "summary": summary, "finished": True}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_figure(batch.figure(f"{config.method} on {config.model}"),
-                out_dir / "reconstructions.png")
-    write_json(out_dir / "metrics.json", final)
+    with writing_to(out_dir, run_command(config)):
+        model, rounds = victim_model(config, data)
+        accuracy = evaluate(model, data.test_x, data.test_y, data.num_classes).accuracy
+        batch = invert_test_batch(config, model, data, callback)
+        result, scores = batch.result, batch.scores
+        summary = {"rounds": config.trained_rounds, "final_test_accuracy": accuracy,
+                   "iterations_run": result.iterations, "final_loss": result.losses[-1]
+                   if result.losses else None, **scores,
+                   "total_seconds": round(time.perf_counter() - start, 3)}
+        final = {"config": config.to_dict(), "data_source": data.source, "rounds": rounds,
+                 "iterations": batch.trace, "true_labels": batch.labels.tolist(),
+                 "recovered_labels": result.labels.tolist(), "summary": summary,
+                 "finished": True}
+        save_figure(batch.figure(f"{config.method} on {config.model}"),
+                    out_dir / "reconstructions.png")
+        write_json(out_dir / "metrics.json", final)
     if progress:
         print(f"{config.method}: PSNR {scores['psnr']:.1f} dB, SSIM {scores['ssim']:.3f}, "
               f"labels {scores['label_accuracy']:.0%} right after {result.iterations} iterations")
