@@ -219,6 +219,7 @@ def defense_parts(args: argparse.Namespace) -> tuple:
             raise ValueError(f"--dp-option {name}={value} is not allowed without --dp: choose "
                              f"the defense with --dp ({', '.join(registered_defenses())})")
         return ()
+    registered_defenses()  # the defenses' modules file them in DEFENSES as they are imported
     spec = DEFENSES[args.dp]
     return (spec(**known_options(spec, options, "--dp-option")),)
 

@@ -394,9 +394,10 @@ def leak_scores(reconstructions: torch.Tensor, originals: torch.Tensor, labels: 
     The reconstructions are paired one-to-one with the originals (``matched_pairs``) and give
     ``rmse``, ``psnr``, ``ssim`` and ``label_accuracy`` (pixels in [-1, 1], RMSE in those units).
     Every guess is scored the same way, by RMSE: ``control_rmse_mean_image``, copies of the
-    originals' own mean image (a guess that even knows the true images' average); and
-    ``control_rmse_NAME`` for each of ``controls`` (None is skipped), such as the attack's
-    starting point or the attacker's own images. ``control_rmse`` is the best (lowest) of them,
+    originals' own mean image (a guess that even knows the true images' average; not made for a
+    single original, whose mean is the image itself); and ``control_rmse_NAME`` for each of
+    ``controls`` (None is skipped), such as the attack's starting point or the attacker's own
+    images. ``control_rmse`` is the best (lowest) of them,
     and ``gain`` = control_rmse - rmse is the leak: above 0 the attack recovered more than any
     guess did.
 
@@ -408,9 +409,10 @@ def leak_scores(reconstructions: torch.Tensor, originals: torch.Tensor, labels: 
     """
     scores = reconstruction_scores(reconstructions, originals, labels, true_labels)
     del scores["mse"]
-    guesses = {"mean_image": originals.mean(dim=0, keepdim=True).expand(len(reconstructions),
-                                                                         *originals.shape[1:]),
-               **{name: guess for name, guess in controls.items() if guess is not None}}
+    guesses = {name: guess for name, guess in controls.items() if guess is not None}
+    if len(originals) > 1:
+        guesses["mean_image"] = originals.mean(dim=0, keepdim=True).expand(
+            len(reconstructions), *originals.shape[1:])
     for name, guess in guesses.items():
         rows, columns = matched_pairs(guess, originals)
         scores[f"control_rmse_{name}"] = rmse(guess[rows].to(originals.dtype),

@@ -194,7 +194,7 @@ SWEEP_PROCESS = ("import json, sys, torch\n"
                  "from fltutor.backfire import run_backfire\n"
                  "from fltutor.recipes.curious import CuriousConfig\n"
                  "torch.set_num_threads(1)\n"
-                 "base = CuriousConfig.from_profile('quick', **json.loads(sys.argv[2]))\n"
+                 "base = CuriousConfig.from_profile('quick-fedsgd', **json.loads(sys.argv[2]))\n"
                  "run_backfire(base, sys.argv[1], defenses=['none'], progress=False)")
 
 

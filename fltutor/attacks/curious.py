@@ -307,9 +307,11 @@ class CuriousObserver:
     rule (median, trimmed mean) g is no batch's gradient: the attacker inverts it as if it were
     the mean of all its peers' images, and is scored against all of them.
 
-    The experimenter's side (``score``) reads the true images of the peers the aggregate used,
-    this round's minibatches (``Client.round_indices``) or, in FedAvg, all their data; it records
-    ``fltutor.metrics.leak_scores`` under ``curious_`` names, ``curious_images`` (the true images
+    The experimenter's side reads the true images of the peers the aggregate used, this round's
+    minibatches (``Client.round_indices``) or, in FedAvg, all their data; it records
+    ``fltutor.metrics.leak_scores`` under ``curious_`` names (the controls: the attack's start,
+    the attacker's own images, the mean of the peers' whole data, and the mean of the round's
+    true images when there are several), ``curious_images`` (the true images
     in the gradient), ``curious_dummies`` and ``curious_seconds``, and keeps the last
     ``RoundReconstruction`` in ``latest``. A round whose model has diverged (weights or
     reconstructions not finite: a poisoning that outweighs the honest clients can do that)
@@ -387,15 +389,17 @@ class CuriousObserver:
             images, labels = reconstruct(self.model, gradient, count, probabilities, self.search)
         return images, labels, start
 
-    def truth(self, record, peers: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The experimenter's view: the images (and labels) the used peers trained on."""
-        xs, ys = [], []
+    def truth(self, record, peers: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The experimenter's view: the images (and labels) the used peers trained on, and the
+        mean image of all those peers' data."""
+        xs, ys, held = [], [], []
         for row in peers:
             client = self.federation.clients[record.client_ids[row]]
             used = client.round_indices
             xs.append(client.x if used is None else client.x[used])
             ys.append(client.y if used is None else client.y[used])
-        return torch.cat(xs), torch.cat(ys)
+            held.append(client.x)
+        return torch.cat(xs), torch.cat(ys), torch.cat(held).mean(dim=0, keepdim=True)
 
     def __call__(self, record) -> dict:
         if not self.reconstructs_in(record.round):
@@ -410,10 +414,11 @@ class CuriousObserver:
         images, labels, start = self.attack_round(record, own, len(peers))
         if not torch.isfinite(images).all():
             return {"curious_diverged": True}
-        originals, true_labels = self.truth(record, peers)
+        originals, true_labels, peers_mean = self.truth(record, peers)
         own_guess = self.own_x[torch.arange(len(images)) % len(self.own_x)]
         scores = leak_scores(images, originals, labels, true_labels,
-                             controls={"start": start, "own_images": own_guess})
+                             controls={"start": start, "own_images": own_guess,
+                                       "peers_mean": peers_mean.expand_as(images)})
         rows, columns = matched_pairs(images, originals)
         self.latest = RoundReconstruction(record.round, images[rows], labels[rows],
                                           originals[columns], true_labels[columns], scores)

@@ -10,8 +10,9 @@ for Byzantine runs), the defenses its ``defenses``.
 Every round it reconstructs in records, beside the accuracy, the scores of
 ``fltutor.metrics.leak_scores`` against the images that were in that round's gradient:
 ``curious_rmse`` (lower: more leaked), ``curious_psnr``, ``curious_ssim``,
-``curious_label_accuracy``, the controls ``curious_control_rmse_mean_image``,
-``curious_control_rmse_start``, ``curious_control_rmse_own_images`` and their best
+``curious_label_accuracy``, the controls ``curious_control_rmse_mean_image`` (the round's true
+images' mean), ``curious_control_rmse_start``, ``curious_control_rmse_own_images``,
+``curious_control_rmse_peers_mean`` (the mean of the peers' whole data) and their best
 ``curious_control_rmse``, and ``curious_gain`` (the control's RMSE minus the attack's: the leak).
 
 Profiles (``CURIOUS_PROFILES``):
@@ -49,7 +50,8 @@ from .byzantine import named_aggregator
 #: The metrics a curious client adds to a round it reconstructs in (``leak_scores``'s, named).
 CURIOUS_METRICS = ("curious_rmse", "curious_psnr", "curious_ssim", "curious_label_accuracy",
                    "curious_control_rmse_mean_image", "curious_control_rmse_start",
-                   "curious_control_rmse_own_images", "curious_control_rmse", "curious_gain")
+                   "curious_control_rmse_own_images", "curious_control_rmse_peers_mean",
+                   "curious_control_rmse", "curious_gain")
 
 #: The rounds the FedSGD profiles reconstruct in: the first, where the study expects most leak,
 #: then spread to the last.
