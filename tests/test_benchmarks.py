@@ -97,6 +97,20 @@ def test_curious_benchmark_times_every_attack_at_its_number_of_dummies():
         assert all(float(cell) > 0 for cell in row[5:])  # build, reconstruction, round
 
 
+def test_the_curious_study_tables_every_round_it_reconstructed_in(tmp_path):
+    rows = run_benchmark("study_curious.py", "--out", str(tmp_path), "--seeds", "2",
+                         "--conditions", "B=1", "sign-flip", "--rounds", "10",
+                         "--max-per-class", "10", "--iterations", "3")
+    # one row per condition and reconstructed round (the profile's rounds 1 and 10)
+    assert [row[:2] for row in rows] == [["B=1", "1"], ["B=1", "10"], ["sign-flip", "1"],
+                                         ["sign-flip", "10"]]
+    for row in rows:
+        rmse, control, gain, accuracy = (float(cell.split(" [")[0]) for cell in row[2:])
+        assert 0 < rmse <= 2 and 0 < control <= 2 and 0 <= accuracy <= 1
+        assert abs(gain - (control - rmse)) < 2e-3  # the mean gain is the means' difference
+    assert len(list(tmp_path.iterdir())) == 4  # a folder per condition and seed, kept to resume
+
+
 def test_client_dp_benchmark_times_rounds_with_and_without_client_level_dp():
     rows = run_benchmark("bench_client_dp.py", "--rounds", "1", "--max-per-class", "5")
     assert [row[:2] for row in rows] == [["cpu", "no DP"], ["cpu", "client-dp fixed"],
