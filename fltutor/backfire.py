@@ -35,6 +35,7 @@ the lowest to the highest seed) and the table of each defense's difference to no
 from __future__ import annotations
 
 import csv
+import math
 import dataclasses
 import io
 from dataclasses import dataclass
@@ -145,6 +146,12 @@ def run_traced(config: CuriousConfig, out_dir: Path, **options: Any) -> dict:
     return {**metrics, "summary": {**metrics["summary"], **trace}}
 
 
+def mean_or_nan(values) -> float:
+    """The mean, or NaN for no values (a run whose every round Krum gave the curious client's
+    own update back: nothing of a peer to score)."""
+    return float(np.mean(values)) if len(values) else math.nan
+
+
 def run_backfire(base: CuriousConfig, out_dir: str | Path, defenses: list[str] | None = None,
                  poison: str = BACKFIRE_POISON, seeds: int = 1, progress: bool = True,
                  force: bool = False) -> list[dict]:
@@ -176,9 +183,9 @@ def run_backfire(base: CuriousConfig, out_dir: str | Path, defenses: list[str] |
         return {**dataclasses.asdict(key), "rmse_rounds": summary["rmse_rounds"],
                 "curious_rmse": summary["curious_rmse"], "control_rmse": summary["control_rmse"],
                 "test_accuracy": summary["test_accuracy"],
-                "mean_curious_rmse": float(np.mean(summary["curious_rmse"])),
-                "mean_gain": float(np.mean(np.subtract(summary["control_rmse"],
-                                                       summary["curious_rmse"]))),
+                "mean_curious_rmse": mean_or_nan(summary["curious_rmse"]),
+                "mean_gain": mean_or_nan(np.subtract(summary["control_rmse"],
+                                                     summary["curious_rmse"])),
                 "final_test_accuracy": summary["final_test_accuracy"],
                 "rounds": summary["rounds"], "seconds": summary["total_seconds"]}
 
@@ -187,39 +194,61 @@ def run_backfire(base: CuriousConfig, out_dir: str | Path, defenses: list[str] |
                        lambda results: write_backfire(results, out_dir), progress, force)
 
 
+def paired_difference(run: dict, baseline: dict) -> float:
+    """The mean over the rounds both runs were scored in of ``run``'s RMSE minus ``baseline``'s
+    (NaN when they share none: Krum may keep only the curious client's own update, and such a
+    round has no score). Comparing round by round keeps a run that skipped its late, poorly
+    reconstructed rounds from looking better than it is.
+
+    >>> round(paired_difference({"rmse_rounds": [1, 10], "curious_rmse": [0.3, 0.9]},
+    ...                         {"rmse_rounds": [1, 5, 10], "curious_rmse": [0.4, 0.5, 0.6]}), 3)
+    0.1
+    """
+    base = dict(zip(baseline["rmse_rounds"], baseline["curious_rmse"]))
+    pairs = [value - base[r] for r, value in zip(run["rmse_rounds"], run["curious_rmse"])
+             if r in base]
+    return float(np.mean(pairs)) if pairs else math.nan
+
+
 def backfire_table(results: list[dict]) -> list[dict]:
     """Per defense and poisoning: its mean RMSE and how far it lies from no defense's.
 
-    For every seed, the run's mean RMSE over its rounds minus that of the run without defense
-    (same poisoning, same seed: the same data and start); then the mean of those differences
-    over the seeds, their standard deviation, lowest and highest, and the mean difference in
-    percent of no defense's mean RMSE. A negative difference is the backfire: the defense made
-    the curious client's reconstructions better. ``final_test_accuracy`` is the mean over seeds.
+    For every seed, the run's RMSE minus that of the run without defense (same poisoning, same
+    seed: the same data and start), averaged over the rounds both were scored in
+    (``paired_difference``); then the mean of those differences over the seeds, their standard
+    deviation, lowest and highest, and the mean difference in percent of no defense's mean RMSE.
+    A negative difference is the backfire: the defense made the curious client's
+    reconstructions better. ``mean_gain`` is the mean over seeds of the runs' mean gain over the
+    best guess without the gradient; ``final_test_accuracy`` the mean over seeds. A seed whose
+    run was scored in no round is left out (``seeds`` counts the others).
 
-    >>> runs = [{"defense": d, "poison": "none", "seed": s, "mean_curious_rmse": v,
+    >>> runs = [{"defense": d, "poison": "none", "seed": s, "rmse_rounds": [1, 2],
+    ...          "curious_rmse": v, "mean_curious_rmse": sum(v) / 2, "mean_gain": 0.1,
     ...          "final_test_accuracy": 0.5} for d, s, v in
-    ...         [("none", 0, 0.4), ("none", 1, 0.5), ("krum", 0, 0.3), ("krum", 1, 0.5)]]
+    ...         [("none", 0, [0.4, 0.4]), ("none", 1, [0.5, 0.5]), ("krum", 0, [0.3, 0.3]),
+    ...          ("krum", 1, [0.5, 0.5])]]
     >>> row = backfire_table(runs)[1]
     >>> row["defense"], round(row["difference"], 3), round(row["relative_percent"], 1)
     ('krum', -0.05, -11.1)
     """
-    baseline = {(r["poison"], r["seed"]): r["mean_curious_rmse"] for r in results
-                if r["defense"] == "none"}
+    baseline = {(r["poison"], r["seed"]): r for r in results if r["defense"] == "none"}
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in results:
-        if (r["poison"], r["seed"]) in baseline:
+        if (r["poison"], r["seed"]) in baseline and r["curious_rmse"]:
             groups.setdefault((r["defense"], r["poison"]), []).append(r)
     rows = []
     for (defense, poison), runs in groups.items():
         rmse = np.array([r["mean_curious_rmse"] for r in runs])
-        differences = rmse - np.array([baseline[(poison, r["seed"])] for r in runs])
-        reference = np.mean([baseline[(poison, r["seed"])] for r in runs])
+        differences = np.array([paired_difference(r, baseline[(poison, r["seed"])])
+                                for r in runs])
+        reference = np.mean([baseline[(poison, r["seed"])]["mean_curious_rmse"] for r in runs])
         rows.append({"defense": defense, "poison": poison, "seeds": len(runs),
                      "mean_rmse": float(rmse.mean()), "difference": float(differences.mean()),
                      "difference_std": float(differences.std()),
                      "difference_min": float(differences.min()),
                      "difference_max": float(differences.max()),
                      "relative_percent": float(100 * differences.mean() / reference),
+                     "mean_gain": float(np.mean([r["mean_gain"] for r in runs])),
                      "final_test_accuracy": float(np.mean([r["final_test_accuracy"]
                                                            for r in runs]))})
     return rows
@@ -228,11 +257,11 @@ def backfire_table(results: list[dict]) -> list[dict]:
 def format_table(rows: list[dict]) -> str:
     """The table as fixed-width text, one row per defense and poisoning."""
     header = (f"{'defense':<18} {'poison':<10} {'seeds':>5} {'RMSE':>7} {'diff':>8} "
-              f"{'std':>7} {'min':>8} {'max':>8} {'diff %':>7} {'acc':>6}")
+              f"{'std':>7} {'min':>8} {'max':>8} {'diff %':>7} {'gain':>7} {'acc':>6}")
     lines = [header] + [
         f"{r['defense']:<18} {r['poison']:<10} {r['seeds']:>5} {r['mean_rmse']:>7.4f} "
         f"{r['difference']:>+8.4f} {r['difference_std']:>7.4f} {r['difference_min']:>+8.4f} "
-        f"{r['difference_max']:>+8.4f} {r['relative_percent']:>+7.1f} "
+        f"{r['difference_max']:>+8.4f} {r['relative_percent']:>+7.1f} {r['mean_gain']:>+7.3f} "
         f"{r['final_test_accuracy']:>6.3f}" for r in rows]
     return "\n".join(lines)
 

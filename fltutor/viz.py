@@ -434,7 +434,8 @@ def backfire_curves(results: list[dict]):
     """The curious client's RMSE over rounds per defense, one panel per poisoning setting.
 
     Each line is the mean over seeds of the runs' per-round RMSE (``curious_rmse`` at the rounds
-    ``rmse_rounds``), the band spans the lowest to the highest seed. No defense is the thick
+    ``rmse_rounds``; a seed that skipped a round is left out of it), the band spans the lowest
+    to the highest seed. No defense is the thick
     black line: a defense below it made the reconstructions better (the study's "backfire",
     arXiv 2506.11413), one above it protected the peers.
     """
@@ -447,12 +448,17 @@ def backfire_curves(results: list[dict]):
             runs = [r for r in results if r["poison"] == poison and r["defense"] == defense]
             if not runs:
                 continue
-            rounds = runs[0]["rmse_rounds"]
-            curves = np.array([r["curious_rmse"] for r in runs])
+            # runs may skip rounds (Krum can keep the curious client's own update): by round
+            rounds = sorted({n for r in runs for n in r["rmse_rounds"]})
+            curves = np.full((len(runs), len(rounds)), np.nan)
+            for row, r in enumerate(runs):
+                for n, value in zip(r["rmse_rounds"], r["curious_rmse"]):
+                    curves[row, rounds.index(n)] = value
             baseline = defense == "none"
-            line, = ax.plot(rounds, curves.mean(axis=0), label=defense,
-                            color="black" if baseline else None, linewidth=2.5 if baseline else 1.2)
-            ax.fill_between(rounds, curves.min(axis=0), curves.max(axis=0),
+            line, = ax.plot(rounds, np.nanmean(curves, axis=0), label=defense, marker="o",
+                            markersize=3, color="black" if baseline else None,
+                            linewidth=2.5 if baseline else 1.2)
+            ax.fill_between(rounds, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0),
                             color=line.get_color(), alpha=0.15)
         ax.set_xlabel("round")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
