@@ -455,14 +455,15 @@ class CuriousClient(Attack):
     poison_options: dict[str, Any] = field(default_factory=dict)
     every: int = 1
     rounds: tuple[int, ...] = ()
-    prior: str = "pixels"
-    iterations: int = 300
-    reconstruction_lr: float = 0.1
-    restarts: int = 1
-    tv_weight: float = 1e-4
+    # the search's settings, whose defaults are the Search's own
+    prior: str = Search.prior
+    iterations: int = Search.iterations
+    reconstruction_lr: float = Search.lr
+    restarts: int = Search.restarts
+    tv_weight: float = Search.tv_weight
     latent_dim: int = 32
     autoencoder_epochs: int = 30
-    prior_weight: float = 0.01
+    prior_weight: float = Search.prior_weight
     max_dummies: int = MAX_DUMMY
     batch_size: int | None = None
     local_steps: int | None = None
