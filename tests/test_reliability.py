@@ -268,3 +268,43 @@ def test_progress_must_be_true_or_false(call, tiny_config, tmp_path):
     with pytest.raises(ValueError, match="progress='no' is not allowed"):
         call(tiny_config(), tmp_path / "out")
     assert not (tmp_path / "out" / METRICS).exists()
+
+
+# --- a kill during a checkpoint write ---------------------------------------------------------------
+
+#: One of ``SWEEPS`` in a process of its own, killed with SIGKILL halfway through writing its
+#: second checkpoint: what it leaves is a half-written temporary file beside the last whole one.
+KILLED_MID_WRITE = (
+    "import os, pathlib, signal, sys\n"
+    "sys.path.insert(0, sys.argv[3])\n"
+    "import torch\n"
+    "torch.set_num_threads(1)\n"
+    "import fltutor.experiments as experiments\n"
+    "from test_reliability import SWEEPS\n"
+    "save, calls = experiments.save_tensors, []\n"
+    "def save_then_die_halfway(state, temporary):\n"
+    "    calls.append(temporary)\n"
+    "    save(state, temporary)\n"
+    "    if len(calls) == 2:\n"
+    "        os.truncate(temporary, os.path.getsize(temporary) // 2)\n"
+    "        os.kill(os.getpid(), signal.SIGKILL)\n"
+    "experiments.save_tensors = save_then_die_halfway\n"
+    "SWEEPS[sys.argv[2]](pathlib.Path(sys.argv[1]))\n")
+
+
+@pytest.mark.parametrize("sweep", list(SWEEPS))
+def test_every_sweep_killed_while_writing_a_checkpoint_resumes_to_the_uninterrupted_results(
+        sweep, tmp_path):
+    # Prepare: the sweep uninterrupted, and the same sweep killed mid-write in another folder.
+    whole = SWEEPS[sweep](tmp_path / "whole")
+    folder = tmp_path / "killed"
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(folder), sweep,
+                             os.path.dirname(__file__)], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    leftovers = [p for p in folder.rglob(".*") if p.name != LOCK]
+    assert leftovers, "the kill left no half-written temporary file"
+    # Execute: the same sweep again, in-process.
+    resumed = SWEEPS[sweep](folder)
+    # Assert: the results of the uninterrupted sweep, and no temporary file left behind.
+    assert without_seconds(resumed) == without_seconds(whole)
+    assert not [p for p in folder.rglob(".*") if p.name != LOCK]
