@@ -110,17 +110,34 @@ def test_an_interrupted_sweep_resumes_without_running_or_recording_a_run_twice(t
     assert [BACKFIRE_RESULTS.key_of(r).name for r in results] == [*done, *started]
 
 
+def run_line(defense: str, seed: int, rmse: dict[int, float]) -> dict:
+    """A results line with RMSE ``{round: value}`` (a gain of 0.1 and accuracy 0.5 throughout)."""
+    return {"defense": defense, "poison": "none", "seed": seed, "rmse_rounds": list(rmse),
+            "curious_rmse": list(rmse.values()),
+            "mean_curious_rmse": sum(rmse.values()) / len(rmse), "mean_gain": 0.1,
+            "final_test_accuracy": 0.5}
+
+
 def test_the_table_pairs_each_run_with_no_defense_of_the_same_seed():
-    runs = [{"defense": d, "poison": "none", "seed": s, "mean_curious_rmse": v,
-             "final_test_accuracy": 0.5}
-            for d, s, v in [("none", 0, 0.40), ("none", 1, 0.60), ("krum", 0, 0.36),
-                            ("krum", 1, 0.56), ("krum", 2, 0.1)]]  # seed 2 has no baseline
+    runs = [run_line(d, s, {1: v, 2: v}) for d, s, v in [
+        ("none", 0, 0.40), ("none", 1, 0.60), ("krum", 0, 0.36), ("krum", 1, 0.56),
+        ("krum", 2, 0.1)]]  # seed 2 has no baseline
     (none, krum) = backfire_table(runs)
     assert (none["difference"], none["difference_std"]) == (0, 0)
     assert krum["seeds"] == 2 and krum["difference"] == pytest.approx(-0.04)
     assert krum["difference_std"] == pytest.approx(0, abs=1e-12)  # -0.04 on both seeds
     assert krum["relative_percent"] == pytest.approx(-8.0)
     assert krum["mean_rmse"] == pytest.approx(0.46)
+
+
+def test_a_run_that_skipped_rounds_is_compared_on_the_rounds_both_scored():
+    # Krum kept the curious client's own update in round 2 (no score) and round 3 has none at
+    # all: only round 1 compares, and a run scored in no round is left out.
+    runs = [run_line("none", 0, {1: 0.4, 2: 0.5, 3: 1.0}), run_line("krum", 0, {1: 0.1}),
+            {**run_line("krum", 1, {1: 0.1}), "rmse_rounds": [], "curious_rmse": []},
+            run_line("none", 1, {1: 0.4})]
+    krum = next(row for row in backfire_table(runs) if row["defense"] == "krum")
+    assert krum["seeds"] == 1 and krum["difference"] == pytest.approx(-0.3)
 
 
 BAD_SWEEPS = [
