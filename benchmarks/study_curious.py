@@ -65,7 +65,6 @@ def table(condition: str, runs: list[dict], markdown: bool) -> list[str]:
         for r in metrics["rounds"]:
             if "curious_rmse" in r:
                 by_round.setdefault(r["round"], []).append(r)
-    header = ["condition", "round", "RMSE", "control", "gain", "accuracy"]
     rows = [[condition, str(number), spread([r["curious_rmse"] for r in scored]),
              spread([r["curious_control_rmse"] for r in scored]),
              spread([r["curious_control_rmse"] - r["curious_rmse"] for r in scored]),
